@@ -1,0 +1,54 @@
+"""Settings from ``SAHAY_*`` environment variables: the one place configuration is read."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime settings. Every field reads ``SAHAY_<FIELD>`` from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="SAHAY_", extra="ignore")
+
+    home: Path = Field(default=Path("~/.sahay"), description="Models, database and uploads live here.")
+    max_file_mb: float = Field(default=200.0, gt=0, description="Largest image file accepted, in MB.")
+    max_pixels: int = Field(default=50_000_000, gt=0, description="Largest image accepted, in pixels.")
+    default_chest_model: str = Field(
+        default="xrv-densenet121-res224-all",
+        description="Model used for chest radiographs when none is named.",
+    )
+    model_mirror: str | None = Field(
+        default=None,
+        description="Base URL that replaces each catalogue entry's download folder (a hospital mirror).",
+    )
+    download_timeout_s: float = Field(default=60.0, gt=0)
+    auto_pull: bool = Field(
+        default=True, description="Pull the default model on first use when it is missing."
+    )
+
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser()
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home_dir / "models"
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reload_settings() -> Settings:
+    """Forget cached settings (tests change the environment)."""
+    get_settings.cache_clear()
+    return get_settings()

@@ -1,0 +1,53 @@
+"""One family of errors, mapped in one place to CLI exit codes and HTTP statuses.
+
+Every message names the file or value that is wrong and says what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class SahayError(Exception):
+    """Base class. ``exit_code`` is the CLI's, ``http_status`` the API's."""
+
+    exit_code = 1
+    http_status = 500
+
+
+class BadInput(SahayError):
+    """The user gave something Sahay cannot use: a corrupt file, a wrong value."""
+
+    exit_code = 2
+    http_status = 400
+
+
+class InputTooLarge(BadInput):
+    """A file or image beyond the configured limits."""
+
+    http_status = 413
+
+
+class UnsupportedFormat(BadInput):
+    """A file type, transfer syntax or photometric interpretation Sahay cannot decode."""
+
+    http_status = 415
+
+
+class ModelUnavailable(SahayError):
+    """The model is unknown, not installed, or cannot be fetched."""
+
+    exit_code = 2
+    http_status = 404
+
+
+class OutOfDomain(SahayError):
+    """The image is not one the model was made for."""
+
+    exit_code = 2
+    http_status = 422
+
+
+class IntegrityError(SahayError):
+    """A file does not match its recorded sha256 or expected structure."""
+
+    exit_code = 2
+    http_status = 422

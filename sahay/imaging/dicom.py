@@ -1,0 +1,377 @@
+"""DICOM decoding with pydicom: one frame, modality LUT, VOI LUT or window, display-ready pixels.
+
+Reading is split in two so the caller can check the image size from the header before any
+pixel decoding happens: ``open_dicom`` parses the dataset, ``OpenedDicom.decode`` decodes.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import (
+    apply_color_lut,
+    apply_modality_lut,
+    apply_voi,
+    apply_windowing,
+    as_pixel_options,
+    convert_color_space,
+    get_decoder,
+)
+from pydicom.pixels.decoders.base import Decoder
+from pydicom.pixels.utils import get_nr_frames
+from pydicom.uid import (
+    UID,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000TransferSyntaxes,
+)
+
+from sahay.analysis import ImageInfo
+from sahay.errors import BadInput, UnsupportedFormat
+from sahay.imaging.raster import collapse_grey_rgb
+
+# Study and patient identifiers copied into ImageInfo only when the user asks to keep them.
+IDENTIFIER_KEYWORDS = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "AccessionNumber",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SOPInstanceUID",
+    "StudyDate",
+    "InstitutionName",
+)
+
+MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
+_YBR_CONVERTIBLE = ("YBR_FULL", "YBR_FULL_422")
+# YBR_ICT/YBR_RCT are only valid for JPEG 2000, whose decoders return RGB.
+_SUPPORTED_PHOTOMETRIC = (*MONOCHROME, "RGB", *_YBR_CONVERTIBLE, "YBR_ICT", "YBR_RCT", "PALETTE COLOR")
+
+# What pydicom raises on malformed files; turned into BadInput, chained, never swallowed.
+_PYDICOM_ERRORS = (
+    InvalidDicomError,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    NotImplementedError,
+    EOFError,
+    OSError,
+    struct.error,
+)
+
+# What pydicom's LUT and colour functions raise on malformed attributes.
+_LUT_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, NotImplementedError, struct.error)
+
+_INSTALL_HINT = (
+    "install a decoder: `pip install pylibjpeg pylibjpeg-openjpeg pylibjpeg-libjpeg` "
+    "or `pip install python-gdcm`"
+)
+
+
+def looks_like_dicom(data: bytes) -> bool:
+    """True for a standard DICOM file (128-byte preamble, then ``DICM``) or a bare dataset.
+
+    A bare dataset (no preamble, as some old systems write) is accepted only when it starts with a
+    little-endian group 0x0002 or 0x0008 element that is well-formed, so a text file is never one.
+    """
+    if data[128:132] == b"DICM":
+        return True
+    if len(data) < 8 or data[:2] not in (b"\x02\x00", b"\x08\x00"):
+        return False
+    explicit_vr = data[4:6]
+    if explicit_vr.isalpha() and explicit_vr.isupper():
+        return True
+    implicit_length = struct.unpack("<I", data[4:8])[0]
+    return implicit_length <= len(data) - 8
+
+
+@dataclass(frozen=True)
+class OpenedDicom:
+    """A parsed DICOM dataset whose pixels have not been decoded yet."""
+
+    dataset: Dataset
+    filename: str
+
+    @property
+    def rows(self) -> int:
+        return int(self.dataset.Rows)
+
+    @property
+    def columns(self) -> int:
+        return int(self.dataset.Columns)
+
+    @property
+    def number_of_frames(self) -> int:
+        return int(get_nr_frames(self.dataset, warn=False))
+
+    def decode(self, *, sha256: str, keep_identifiers: bool) -> tuple[np.ndarray, ImageInfo, list[str]]:
+        """Decode the middle frame to float32 in [0, 1] (bone bright) and describe it.
+
+        Returns the pixels, the ImageInfo and human-readable warnings.
+        """
+        ds = self.dataset
+        frames = self.number_of_frames
+        index = frames // 2
+        warnings: list[str] = []
+        if frames > 1:
+            warnings.append(f"multi-frame file: frame {index + 1} of {frames} (the middle one) was analysed")
+
+        stored, photometric = _decode_frame(ds, index, self.filename)
+        pixels, window = self._to_display(stored, photometric, warnings)
+
+        info = ImageInfo(
+            filename=self.filename,
+            sha256=sha256,
+            format="dicom",
+            rows=self.rows,
+            columns=self.columns,
+            channels=1 if pixels.ndim == 2 else 3,
+            bits_stored=_optional_int(ds, "BitsStored"),
+            modality=_optional_text(ds, "Modality"),
+            body_part=_optional_text(ds, "BodyPartExamined"),
+            view_position=_optional_text(ds, "ViewPosition"),
+            pixel_spacing_mm=_pixel_spacing(ds),
+            photometric_interpretation=_optional_text(ds, "PhotometricInterpretation"),
+            transfer_syntax=_transfer_syntax(ds).name,
+            number_of_frames=frames,
+            frame_index=index if frames > 1 else None,
+            window=window,
+            identifiers=_identifiers(ds) if keep_identifiers else None,
+        )
+        return pixels.astype(np.float32, copy=False), info, warnings
+
+    def _to_display(
+        self, stored: np.ndarray, photometric: str, warnings: list[str]
+    ) -> tuple[np.ndarray, tuple[float, float] | None]:
+        try:
+            if photometric in MONOCHROME:
+                pixels, window, grey_warnings = _grey_to_display(stored, photometric, self.dataset)
+                warnings.extend(grey_warnings)
+                return pixels, window
+            return collapse_grey_rgb(
+                _colour_to_display(stored, photometric, self.dataset, self.filename)
+            ), None
+        except _LUT_ERRORS as exc:  # pydicom rejecting malformed LUT, rescale or palette attributes
+            raise BadInput(
+                f"{self.filename} has invalid LUT, rescale or palette attributes, so its pixels cannot be "
+                f"displayed ({type(exc).__name__}: {exc})."
+            ) from exc
+
+
+def open_dicom(data: bytes, filename: str) -> OpenedDicom:
+    """Parse ``data`` as DICOM and check it holds a decodable image, without decoding pixels."""
+    has_preamble = data[128:132] == b"DICM"
+    try:
+        ds = dcmread(io.BytesIO(data), force=not has_preamble)
+    except _PYDICOM_ERRORS as exc:
+        raise BadInput(
+            f"{filename} could not be read as DICOM; it may be truncated or corrupt ({exc})."
+        ) from exc
+    _ensure_transfer_syntax(ds)
+    _check_has_pixels(ds, filename)
+    _check_photometric(ds, filename)
+    return OpenedDicom(dataset=ds, filename=filename)
+
+
+def _ensure_transfer_syntax(ds: Dataset) -> None:
+    """Bare datasets have no file meta: infer the (uncompressed) transfer syntax pydicom read them with."""
+    if ds.file_meta.get("TransferSyntaxUID"):
+        return
+    implicit_vr, little_endian = ds.original_encoding
+    if implicit_vr:
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    elif little_endian is False:
+        ds.file_meta.TransferSyntaxUID = ExplicitVRBigEndian
+    else:
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+
+
+def _transfer_syntax(ds: Dataset) -> UID:
+    return UID(ds.file_meta.TransferSyntaxUID)
+
+
+def _check_has_pixels(ds: Dataset, filename: str) -> None:
+    if "PixelData" in ds:
+        if not ds.get("Rows") or not ds.get("Columns"):
+            raise BadInput(f"{filename} has pixel data but no Rows/Columns; the file is corrupt.")
+        return
+    if "Rows" in ds:
+        # An image module without its pixels: the file was cut short.
+        raise BadInput(f"{filename} has image attributes but no pixel data; it is truncated or corrupt.")
+    modality = _optional_text(ds, "Modality") or "unknown"
+    raise BadInput(
+        f"{filename} has no pixel data (Modality {modality}): it is not an image but another kind of "
+        "DICOM object, such as a structured report or an RT plan. Give Sahay an image file."
+    )
+
+
+def _check_photometric(ds: Dataset, filename: str) -> None:
+    photometric = _optional_text(ds, "PhotometricInterpretation")
+    if photometric not in _SUPPORTED_PHOTOMETRIC:
+        raise UnsupportedFormat(
+            f"{filename} has Photometric Interpretation {photometric!r}, which Sahay cannot display; "
+            f"supported: {', '.join(_SUPPORTED_PHOTOMETRIC)}."
+        )
+
+
+def _decode_frame(ds: Dataset, index: int, filename: str) -> tuple[np.ndarray, str]:
+    """Decode frame ``index``; return the stored values and the photometric interpretation they are in."""
+    syntax = _transfer_syntax(ds)
+    try:
+        decoder = get_decoder(syntax)
+    except NotImplementedError as exc:
+        raise UnsupportedFormat(
+            f"{filename} uses transfer syntax {syntax.name} ({syntax}), which pydicom cannot decode."
+        ) from exc
+    try:
+        array, properties = decoder.as_array(ds, index=index, **as_pixel_options(ds))
+    except RuntimeError as exc:
+        if not decoder.is_available:
+            raise _missing_decoder(filename, syntax, decoder) from exc
+        raise _corrupt_pixels(filename, syntax, exc) from exc
+    except _PYDICOM_ERRORS as exc:
+        raise _corrupt_pixels(filename, syntax, exc) from exc
+    return array, str(properties.get("photometric_interpretation", ds.PhotometricInterpretation))
+
+
+def _missing_decoder(filename: str, syntax: UID, decoder: Decoder) -> UnsupportedFormat:
+    missing = "; ".join(decoder.missing_dependencies) or "no decoding plugin is installed"
+    return UnsupportedFormat(
+        f"{filename} is compressed with {syntax.name} ({syntax}) and no decoder for it is available "
+        f"({missing}). To read it, {_INSTALL_HINT}."
+    )
+
+
+def _corrupt_pixels(filename: str, syntax: UID, exc: Exception) -> BadInput:
+    return BadInput(
+        f"{filename}: the {syntax.name} pixel data could not be decoded; "
+        f"the file is truncated or corrupt ({exc})."
+    )
+
+
+def _grey_to_display(
+    stored: np.ndarray, photometric: str, ds: Dataset
+) -> tuple[np.ndarray, tuple[float, float] | None, list[str]]:
+    """Modality LUT, then VOI LUT or window (first one) or min..max; MONOCHROME1 inverted."""
+    values = apply_modality_lut(stored, ds)
+    window: tuple[float, float] | None = None
+    warnings: list[str] = []
+    if _has_voi_lut(ds):
+        pixels = _apply_voi_lut(values, ds)
+    elif (window := _first_window(ds)) is not None:
+        try:
+            pixels = _apply_window(values, ds)
+        except ValueError as exc:  # e.g. a width below 1, which pydicom rejects
+            warnings.append(f"the window in the file was ignored ({exc}); the full value range was used")
+            window = None
+            pixels = _scale_min_max(values, warnings)
+    else:
+        pixels = _scale_min_max(values, warnings)
+    if photometric == "MONOCHROME1":
+        pixels = 1.0 - pixels  # MONOCHROME1 stores dense as dark; Sahay shows bone bright
+    return pixels, window, warnings
+
+
+def _has_voi_lut(ds: Dataset) -> bool:
+    items = ds.get("VOILUTSequence")
+    return bool(items) and "LUTDescriptor" in items[0] and "LUTData" in items[0]
+
+
+def _apply_voi_lut(values: np.ndarray, ds: Dataset) -> np.ndarray:
+    # LUT inputs are integers; rescaled values arrive as float64, so round them first.
+    indices = np.rint(values).astype(np.int64)
+    output = apply_voi(indices, ds, index=0).astype(np.float64)
+    # The LUT's own output range is the display range (many LUTs declare 16 bits but use 12).
+    entries, first_mapped = (int(v) for v in ds.VOILUTSequence[0].LUTDescriptor[:2])
+    every_input = np.arange(first_mapped, first_mapped + (entries or 2**16))
+    all_outputs = apply_voi(every_input, ds, index=0)
+    return _scale_to_range(output, float(all_outputs.min()), float(all_outputs.max()))
+
+
+def _apply_window(values: np.ndarray, ds: Dataset) -> np.ndarray:
+    output = apply_windowing(values, ds, index=0)
+    # pydicom maps onto the modality value range; windowing -inf/+inf yields exactly its ends.
+    low, high = apply_windowing(np.array([-np.inf, np.inf]), ds, index=0)
+    return _scale_to_range(output, float(low), float(high))
+
+
+def _scale_min_max(values: np.ndarray, warnings: list[str]) -> np.ndarray:
+    low, high = float(values.min()), float(values.max())
+    if high == low:
+        warnings.append("the image is blank: every pixel has the same value")
+    return _scale_to_range(values, low, high)
+
+
+def _scale_to_range(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    if high <= low:
+        return np.zeros(values.shape, dtype=np.float32)
+    scaled = (np.asarray(values, dtype=np.float64) - low) / (high - low)
+    return np.clip(scaled, 0.0, 1.0).astype(np.float32)
+
+
+def _colour_to_display(stored: np.ndarray, photometric: str, ds: Dataset, filename: str) -> np.ndarray:
+    if photometric == "PALETTE COLOR":
+        rgb = apply_color_lut(stored, ds)
+        return rgb.astype(np.float32) / float(np.iinfo(rgb.dtype).max)
+    if photometric in _YBR_CONVERTIBLE:
+        stored = convert_color_space(stored, photometric, "RGB")
+        photometric = "RGB"
+    if photometric != "RGB":
+        jpeg_2000 = ", ".join(uid.name for uid in JPEG2000TransferSyntaxes)
+        raise UnsupportedFormat(
+            f"{filename} has uncompressed {photometric} pixel data, which Sahay cannot convert to RGB; "
+            f"{photometric} is only valid with JPEG 2000 ({jpeg_2000})."
+        )
+    max_value = float(2 ** int(ds.BitsStored) - 1)
+    return np.clip(stored.astype(np.float32) / max_value, 0.0, 1.0)
+
+
+def _first_window(ds: Dataset) -> tuple[float, float] | None:
+    """(center, width) of the first window (pydicom's index 0); None when absent or unreadable."""
+    try:
+        return _first_float(ds, "WindowCenter"), _first_float(ds, "WindowWidth")
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+
+
+def _first_float(ds: Dataset, keyword: str) -> float:
+    element = ds[keyword]
+    return float(element.value[0] if element.VM > 1 else element.value)
+
+
+def _optional_text(ds: Dataset, keyword: str) -> str | None:
+    value = ds.get(keyword)
+    text = str(value).strip() if value is not None else ""
+    return text or None
+
+
+def _optional_int(ds: Dataset, keyword: str) -> int | None:
+    value = ds.get(keyword)
+    return int(value) if value is not None else None
+
+
+def _pixel_spacing(ds: Dataset) -> tuple[float, float] | None:
+    """(row, column) spacing in mm: Pixel Spacing, else Imager Pixel Spacing; None if absent or malformed."""
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = ds.get(keyword)
+        if value is not None and getattr(value, "__len__", None) and len(value) >= 2:
+            try:
+                return float(value[0]), float(value[1])
+            except (TypeError, ValueError):
+                continue
+    return None
+
+
+def _identifiers(ds: Dataset) -> dict[str, str]:
+    return {keyword: text for keyword in IDENTIFIER_KEYWORDS if (text := _optional_text(ds, keyword))}

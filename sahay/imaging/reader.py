@@ -1,0 +1,113 @@
+"""Read one image file: limits, format sniffing by content, sha256, dispatch to DICOM or Pillow."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sahay.analysis import ImageFormat, ImageInfo
+from sahay.config import Settings, get_settings
+from sahay.errors import BadInput, InputTooLarge
+from sahay.imaging.dicom import OpenedDicom, looks_like_dicom, open_dicom
+from sahay.imaging.raster import OpenedRaster, open_raster, sniff_raster
+
+_MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """A decoded image, ready for a model.
+
+    ``pixels`` is float32 in [0, 1], shape (H, W) for greyscale or (H, W, 3) for RGB, with bright
+    meaning dense (bone bright). ``warnings`` are human-readable notes about what was done.
+    """
+
+    pixels: np.ndarray
+    info: ImageInfo
+    warnings: tuple[str, ...]
+
+
+def read_image(
+    path: str | os.PathLike[str], *, keep_identifiers: bool = False, settings: Settings | None = None
+) -> LoadedImage:
+    """Read a DICOM, PNG, JPEG or TIFF file into display-ready pixels and its ImageInfo.
+
+    The format is decided by the file's content, not its extension. Limits come from ``settings``
+    (default: ``get_settings()``): the file size is checked before reading, the pixel count before
+    decoding. Patient identifiers are kept in ``info.identifiers`` only when ``keep_identifiers``.
+    Raises BadInput (or its subclasses InputTooLarge, UnsupportedFormat) with a message naming the file.
+
+    Example::
+
+        image = read_image("chest.dcm")
+        image.pixels.shape, image.info.modality, image.warnings  # ((2048, 2048), 'CR', ())
+    """
+    settings = get_settings() if settings is None else settings
+    path = Path(path)
+    data = _read_within_limit(path, settings)
+    opened = _open(data, path.name)
+    _check_pixel_limit(path.name, opened.rows, opened.columns, settings)
+    sha256 = hashlib.sha256(data).hexdigest()
+    pixels, info, warnings = opened.decode(sha256=sha256, keep_identifiers=keep_identifiers)
+    return LoadedImage(pixels=pixels, info=info, warnings=tuple(warnings))
+
+
+def sniff_format(data: bytes) -> ImageFormat | None:
+    """The image format named by the file's magic bytes (DICOM, PNG, JPEG, TIFF), or None."""
+    if looks_like_dicom(data):
+        return "dicom"
+    return sniff_raster(data)
+
+
+def _read_within_limit(path: Path, settings: Settings) -> bytes:
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            raise BadInput(f"{path} is not a file; give the path of an image file.")
+        _check_file_size(path.name, size, settings)
+        with path.open("rb") as stream:
+            # Read one byte past the limit, in case the file grew since stat().
+            data = stream.read(settings.max_file_bytes + 1)
+    except FileNotFoundError as exc:
+        raise BadInput(f"{path} does not exist; check the path.") from exc
+    except PermissionError as exc:
+        raise BadInput(f"{path} cannot be read (permission denied); check its permissions.") from exc
+    _check_file_size(path.name, len(data), settings)
+    if not data:
+        raise BadInput(f"{path.name} is empty (0 bytes); give a DICOM, PNG, JPEG or TIFF file.")
+    return data
+
+
+def _check_file_size(filename: str, size: int, settings: Settings) -> None:
+    if size > settings.max_file_bytes:
+        raise InputTooLarge(
+            f"{filename} is {size:,} bytes ({size / _MB:.2f} MB), over the limit of "
+            f"{settings.max_file_bytes:,} bytes ({settings.max_file_mb:g} MB). "
+            "Set SAHAY_MAX_FILE_MB higher to accept it."
+        )
+
+
+def _open(data: bytes, filename: str) -> OpenedDicom | OpenedRaster:
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise BadInput(
+            f"{filename} is not a DICOM, PNG, JPEG or TIFF file (its content matches none of them, "
+            "whatever its extension). Give an image file in one of those formats."
+        )
+    if fmt == "dicom":
+        return open_dicom(data, filename)
+    return open_raster(data, filename, fmt)
+
+
+def _check_pixel_limit(filename: str, rows: int, columns: int, settings: Settings) -> None:
+    """Only the frame to be decoded counts: Sahay decodes one frame of a multi-frame file."""
+    pixels = rows * columns
+    if pixels > settings.max_pixels:
+        raise InputTooLarge(
+            f"{filename} is {columns}x{rows} = {pixels:,} pixels, over the limit of "
+            f"{settings.max_pixels:,} pixels. Set SAHAY_MAX_PIXELS higher to accept it."
+        )

@@ -1,0 +1,183 @@
+"""Helpers that write small, valid image files for tests: DICOM (with pydicom), PNG, JPEG and TIFF.
+
+Every helper writes to the path it is given and returns it as a ``Path``, so tests read as
+``read_image(write_dicom(tmp_path / "x.dcm", pixels))``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+Window = tuple[float, float]
+
+# Identifiers written into every factory DICOM, so tests can check they are dropped or kept.
+DEFAULT_IDENTIFIERS: dict[str, str] = {
+    "PatientBirthDate": "19700101",
+    "PatientSex": "F",
+    "AccessionNumber": "ACC001",
+    "StudyDate": "20240102",
+    "InstitutionName": "Test Hospital",
+}
+
+
+def write_dicom(
+    path: str | os.PathLike[str],
+    pixels: np.ndarray,
+    *,
+    photometric: str = "MONOCHROME2",
+    bits_stored: int = 16,
+    signed: bool = False,
+    slope: float = 1,
+    intercept: float = 0,
+    window: Window | Sequence[Window] | None = None,
+    voi_lut: Sequence[int] | None = None,
+    voi_lut_first_mapped: int = 0,
+    modality: str = "CR",
+    body_part: str | None = "CHEST",
+    view_position: str | None = "PA",
+    pixel_spacing: tuple[float, float] | None = (0.2, 0.2),
+    imager_pixel_spacing: tuple[float, float] | None = None,
+    patient_name: str = "Doe^Jane",
+    patient_id: str = "12345",
+    frames: int | None = None,
+    preamble: bool = True,
+) -> Path:
+    """Write ``pixels`` as an Explicit VR Little Endian DICOM file and return its path.
+
+    ``pixels`` is (rows, columns) or (rows, columns, 3) for one frame; with ``frames=N`` it has a
+    leading axis of length N. ``window`` is one (center, width) or a list of them (written as
+    multi-valued Window Center/Width). ``voi_lut`` is a list of LUT output values (16 bits per
+    entry) starting at input value ``voi_lut_first_mapped``. Rescale Slope/Intercept are written
+    only when they differ from 1 and 0. ``preamble=False`` writes a bare dataset with no preamble,
+    "DICM" prefix or file meta, as some old systems do.
+
+    Example: ``write_dicom(tmp_path / "ct.dcm", stored, signed=True, intercept=-1024, window=(40, 400))``.
+    """
+    path = Path(path)
+    ds = _base_dataset(modality, patient_name, patient_id)
+    _set_pixels(ds, pixels, photometric, bits_stored, signed, frames)
+    if slope != 1 or intercept != 0:
+        ds.RescaleSlope = slope
+        ds.RescaleIntercept = intercept
+    if window is not None:
+        _set_windows(ds, window)
+    if voi_lut is not None:
+        ds.VOILUTSequence = DicomSequence([_lut_item(voi_lut, voi_lut_first_mapped)])
+    _set_optional(ds, "BodyPartExamined", body_part)
+    _set_optional(ds, "ViewPosition", view_position)
+    _set_optional(ds, "PixelSpacing", list(pixel_spacing) if pixel_spacing else None)
+    _set_optional(ds, "ImagerPixelSpacing", list(imager_pixel_spacing) if imager_pixel_spacing else None)
+    if preamble:
+        ds.save_as(path, enforce_file_format=True)
+    else:
+        del ds.file_meta
+        ds.save_as(path, implicit_vr=False, little_endian=True, enforce_file_format=False)
+    return path
+
+
+def write_dicom_without_pixels(path: str | os.PathLike[str], *, modality: str = "SR") -> Path:
+    """Write a valid DICOM file (e.g. a structured report) that has no Pixel Data."""
+    path = Path(path)
+    ds = _base_dataset(modality, "Doe^Jane", "12345")
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def write_png(path: str | os.PathLike[str], array: np.ndarray, *, mode: str | None = None) -> Path:
+    """Write ``array`` (uint8 or uint16; (H, W), (H, W, 3) or (H, W, 4)) as PNG."""
+    return _write_pillow(path, array, "PNG", mode=mode)
+
+
+def write_jpeg(
+    path: str | os.PathLike[str], array: np.ndarray, *, quality: int = 95, orientation: int | None = None
+) -> Path:
+    """Write a uint8 ``array`` as JPEG; ``orientation`` sets the EXIF Orientation tag (e.g. 6 or 8)."""
+    path = Path(path)
+    image = Image.fromarray(array)
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[0x0112] = orientation  # EXIF Orientation
+    image.save(path, format="JPEG", quality=quality, subsampling=0, exif=exif.tobytes())
+    return path
+
+
+def write_tiff(path: str | os.PathLike[str], *pages: np.ndarray) -> Path:
+    """Write one or more arrays as the pages of one TIFF file."""
+    path = Path(path)
+    first, *rest = (Image.fromarray(page) for page in pages)
+    first.save(path, format="TIFF", save_all=bool(rest), append_images=rest)
+    return path
+
+
+def _write_pillow(path: str | os.PathLike[str], array: np.ndarray, fmt: str, *, mode: str | None) -> Path:
+    path = Path(path)
+    image = Image.fromarray(array)
+    if mode is not None:
+        image = image.convert(mode)
+    image.save(path, format=fmt)
+    return path
+
+
+def _base_dataset(modality: str, patient_name: str, patient_id: str) -> Dataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.Modality = modality
+    ds.PatientName = patient_name
+    ds.PatientID = patient_id
+    ds.PatientAddress = "1 Private Road"  # other patient data that must never be kept
+    for keyword, value in DEFAULT_IDENTIFIERS.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def _set_pixels(
+    ds: Dataset, pixels: np.ndarray, photometric: str, bits_stored: int, signed: bool, frames: int | None
+) -> None:
+    is_colour = pixels.ndim == (4 if frames else 3)
+    if frames is not None and pixels.shape[0] != frames:
+        raise ValueError(f"frames={frames} but pixels has {pixels.shape[0]} frames on its first axis")
+    bits_allocated = 8 if bits_stored <= 8 else 16
+    dtype = np.dtype(f"{'int' if signed else 'uint'}{bits_allocated}")
+    # pydicom's set_pixel_data only knows the standard interpretations; write as a standard one,
+    # then overwrite the tag so tests can exercise odd values such as "HSV".
+    standard = "RGB" if is_colour else "MONOCHROME2"
+    ds.set_pixel_data(pixels.astype(dtype), standard, bits_stored)
+    ds.PhotometricInterpretation = photometric
+
+
+def _set_windows(ds: Dataset, window: Window | Sequence[Window]) -> None:
+    windows = [window] if isinstance(window[0], (int, float)) else list(window)
+    centers = [float(w[0]) for w in windows]  # type: ignore[index]
+    widths = [float(w[1]) for w in windows]  # type: ignore[index]
+    ds.WindowCenter = centers if len(centers) > 1 else centers[0]
+    ds.WindowWidth = widths if len(widths) > 1 else widths[0]
+
+
+def _lut_item(lut: Sequence[int], first_mapped: int) -> Dataset:
+    item = Dataset()
+    item.LUTDescriptor = [len(lut), first_mapped, 16]
+    item.LUTData = [int(v) for v in lut]
+    item["LUTData"].VR = "US"
+    return item
+
+
+def _set_optional(ds: Dataset, keyword: str, value: object) -> None:
+    if value is not None:
+        setattr(ds, keyword, value)
