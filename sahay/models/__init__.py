@@ -1,0 +1,1 @@
+"""Model bundles, providers, registry and prediction."""

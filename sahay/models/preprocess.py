@@ -1,0 +1,68 @@
+"""Turn a display-ready image in [0, 1] into a bundle's input tensor, and keep the geometry.
+
+The geometry (which part of the original image the network saw) lets heatmaps be drawn
+back onto the original image at its own aspect ratio.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from sahay.models.bundle import InputSpec
+
+# ITU-R BT.601 luma, the weights DICOM and Pillow use for RGB to grey.
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class CropBox:
+    """The region of the original image (in its pixels) that was resized to the input square."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+
+
+def to_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
+    """Return (H, W, channels) float32: grey repeated for RGB models, RGB reduced to luma for grey ones."""
+    if pixels.ndim == 2:
+        grey = pixels[..., None]
+        return np.repeat(grey, channels, axis=2) if channels == 3 else grey
+    if channels == 3:
+        return pixels
+    return (pixels @ _LUMA)[..., None].astype(np.float32)
+
+
+def crop_box_for(shape: tuple[int, ...], spec: InputSpec) -> CropBox:
+    height, width = shape[:2]
+    if spec.resize == "stretch":
+        return CropBox(0, 0, height, width)
+    side = min(height, width)
+    return CropBox((height - side) // 2, (width - side) // 2, side, side)
+
+
+def preprocess(pixels: np.ndarray, spec: InputSpec) -> tuple[torch.Tensor, CropBox]:
+    """Return the (C, size, size) input tensor for one image, and the crop it came from."""
+    box = crop_box_for(pixels.shape, spec)
+    image = to_channels(pixels.astype(np.float32, copy=False), spec.channels)
+    image = image[box.top : box.top + box.height, box.left : box.left + box.width]
+    shrinking = image.shape[0] > spec.size
+    resized = cv2.resize(
+        image,
+        (spec.size, spec.size),
+        interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,
+    )
+    if resized.ndim == 2:  # cv2 drops a trailing axis of length 1
+        resized = resized[..., None]
+    low, high = spec.value_range
+    scaled = resized * (high - low) + low
+    if spec.mean is not None:
+        scaled = scaled - np.asarray(spec.mean, dtype=np.float32)
+    if spec.std is not None:
+        scaled = scaled / np.asarray(spec.std, dtype=np.float32)
+    return torch.from_numpy(np.ascontiguousarray(scaled.transpose(2, 0, 1))), box

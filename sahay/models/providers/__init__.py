@@ -1,0 +1,44 @@
+"""Providers build a bundle's network and name the layer that heatmaps read.
+
+A provider is registered once here by its ``architecture`` name, the value that
+``bundle.json`` stores. Adding an architecture is one module plus one line below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from sahay.errors import ModelUnavailable
+
+
+@dataclass(frozen=True)
+class Provider:
+    architecture: str
+    description: str
+    build: Callable[[int], nn.Module]
+    """Return the network with ``num_outputs`` logits, randomly initialised."""
+    cam_layer: str
+    """Dotted module path of the last spatial layer, the one Grad-CAM reads."""
+    in_channels: int
+
+
+def _registry() -> dict[str, Provider]:
+    from sahay.models.providers import efficientnet, xrv
+
+    providers = (xrv.PROVIDER, efficientnet.PROVIDER)
+    return {p.architecture: p for p in providers}
+
+
+def get_provider(architecture: str) -> Provider:
+    providers = _registry()
+    if architecture not in providers:
+        known = ", ".join(sorted(providers))
+        raise ModelUnavailable(f"unknown model architecture {architecture!r}; known architectures: {known}")
+    return providers[architecture]
+
+
+def known_architectures() -> list[str]:
+    return sorted(_registry())

