@@ -1,0 +1,1 @@
+"""Where the model looked: class activation maps, overlays, and (later) regions and faithfulness."""
