@@ -148,7 +148,8 @@ def _stage_heatmaps(
         caption = (
             f"{finding.label}: p={finding.probability:.2f} (threshold {finding.threshold:.2f}) - Grad-CAM"
         )
-        render_overlay(image.pixels, heatmap, caption, banner).save(folder / f"{stem}.png")
+        # Fast zlib level: level 6 took a third of a second per 1024 px overlay, for ~10% smaller files.
+        render_overlay(image.pixels, heatmap, caption, banner).save(folder / f"{stem}.png", compress_level=1)
         finding.heatmap = HeatmapRef(
             method="gradcam",
             target_layer=provider.cam_layer,

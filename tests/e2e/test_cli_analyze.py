@@ -1,0 +1,295 @@
+"""`sahay analyze` and `sahay models` end to end, through the real command-line entry point."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from pydicom.data import get_testdata_file
+
+from sahay.analysis import Analysis
+from sahay.cli import main
+from sahay.config import Settings, reload_settings
+from sahay.models.registry import import_path
+from tests.factories import write_dicom, write_jpeg, write_png
+from tests.servers import ServedFolder
+
+DEMO = "sahay-demo-synthetic"
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exited:
+        main([str(a) for a in args])
+    captured = capsys.readouterr()
+    code = exited.value.code
+    return (code if isinstance(code, int) else 1), captured.out, captured.err
+
+
+@pytest.fixture
+def demo_installed(settings: Settings, demo_bundle_dir: Path) -> Settings:
+    import_path(demo_bundle_dir, settings)
+    return settings
+
+
+def _testdata(name: str) -> Path:
+    return Path(get_testdata_file(name, download=False))
+
+
+def _generated_png(folder: Path) -> Path:
+    rng = np.random.default_rng(0)
+    return write_png(folder / "grey.png", (rng.random((180, 300)) * 255).astype(np.uint8))
+
+
+def _generated_jpeg(folder: Path) -> Path:
+    rng = np.random.default_rng(1)
+    return write_jpeg(folder / "colour.jpg", (rng.random((240, 160, 3)) * 255).astype(np.uint8))
+
+
+def _generated_chest_dicom(folder: Path) -> Path:
+    rng = np.random.default_rng(2)
+    return write_dicom(
+        folder / "chest.dcm", (rng.random((256, 200)) * 4000).astype(np.uint16), bits_stored=12
+    )
+
+
+IMAGES = {
+    "ct": lambda folder: _testdata("CT_small.dcm"),
+    "mr": lambda folder: _testdata("MR_small.dcm"),
+    "cr": lambda folder: _testdata("dicomdirtests/77654033/CR1/6154"),
+    "png": _generated_png,
+    "jpeg": _generated_jpeg,
+    "dicom-written": _generated_chest_dicom,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(IMAGES))
+def test_analyze_writes_findings_and_heatmaps(
+    kind: str, demo_installed: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = IMAGES[kind](tmp_path)
+    out = tmp_path / "out"
+    code, stdout, stderr = run_cli(capsys, "analyze", image, "--model", DEMO, "--out", out)
+    assert code == 0, stderr
+
+    analysis = Analysis.from_json_file(out / "analysis.json")
+    assert analysis.schema_version == "1.0"
+    assert analysis.model.name == DEMO and analysis.model.demonstration
+    assert "no clinical meaning" in (analysis.demonstration_notice or "")
+    assert analysis.image.identifiers is None
+    assert len(analysis.image.sha256) == 64
+    assert {f.label for f in analysis.findings} == {"synthetic_disc", "synthetic_stripes"}
+    with_heatmaps = [f for f in analysis.findings if f.heatmap]
+    expected = [f for f in analysis.findings if f.positive] or analysis.findings
+    assert {f.label for f in with_heatmaps} == {f.label for f in expected}
+    for finding in with_heatmaps:
+        assert finding.heatmap is not None
+        overlay = Image.open(out / finding.heatmap.overlay_png)
+        ratio = analysis.image.columns / analysis.image.rows
+        assert overlay.width / overlay.height == pytest.approx(ratio, rel=0.02)
+        array = np.load(out / finding.heatmap.array_npy)
+        assert array.shape == tuple(finding.heatmap.array_shape)
+        assert array.dtype == np.float32 and array.min() >= 0.0 and array.max() <= 1.0
+    assert "DEMONSTRATION" in stdout and "synthetic_disc" in stdout
+    assert "decision-support tool, not a diagnosis" in stdout
+    assert not list(out.glob(".staging-*"))
+
+
+def test_json_flag_prints_only_the_analysis(demo_installed: Settings, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    code, stdout, _ = run_cli(
+        capsys, "analyze", _testdata("CT_small.dcm"), "--model", DEMO, "--out", out, "--json"
+    )
+    assert code == 0
+    printed = json.loads(stdout)
+    assert printed == json.loads((out / "analysis.json").read_text())
+    assert printed["image"]["modality"] == "CT"
+    assert printed["disclaimer"].startswith("Sahay is a decision-support tool")
+
+
+def test_no_heatmaps_flag(demo_installed: Settings, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    code, _, _ = run_cli(capsys, "analyze", _generated_png(tmp_path), "-m", DEMO, "-o", out, "--no-heatmaps")
+    assert code == 0
+    assert not (out / "heatmaps").exists()
+    assert all(f.heatmap is None for f in Analysis.from_json_file(out / "analysis.json").findings)
+
+
+def test_identifiers_are_kept_only_on_request(demo_installed: Settings, tmp_path: Path, capsys) -> None:
+    image = _generated_chest_dicom(tmp_path)
+    code, stdout, _ = run_cli(capsys, "analyze", image, "-m", DEMO, "-o", tmp_path / "a", "--json")
+    assert code == 0 and json.loads(stdout)["image"]["identifiers"] is None
+    assert "Doe" not in (tmp_path / "a" / "analysis.json").read_text()
+    code, stdout, _ = run_cli(
+        capsys, "analyze", image, "-m", DEMO, "-o", tmp_path / "b", "--json", "--keep-identifiers"
+    )
+    assert json.loads(stdout)["image"]["identifiers"]["PatientName"] == "Doe^Jane"
+
+
+def _empty(folder: Path) -> Path:
+    path = folder / "empty.dcm"
+    path.write_bytes(b"")
+    return path
+
+
+def _text_named_dcm(folder: Path) -> Path:
+    path = folder / "notes.dcm"
+    path.write_text("Patient is a 64 year old male with cough.\n")
+    return path
+
+
+def _truncated_png(folder: Path) -> Path:
+    path = _generated_png(folder)
+    path.write_bytes(path.read_bytes()[:300])
+    return path
+
+
+def _truncated_dicom(folder: Path) -> Path:
+    path = _generated_chest_dicom(folder)
+    path.write_bytes(path.read_bytes()[:-5000])
+    return path
+
+
+def _unsupported_photometric(folder: Path) -> Path:
+    return write_dicom(folder / "hsv.dcm", np.zeros((8, 8), dtype=np.uint16), photometric="HSV")
+
+
+BAD_INPUTS = {
+    "empty": (_empty, "empty"),
+    "text-named-dcm": (_text_named_dcm, "is not a DICOM, PNG, JPEG or TIFF file"),
+    "truncated-png": (_truncated_png, "truncated or corrupt"),
+    "truncated-dicom": (_truncated_dicom, "truncated or corrupt"),
+    "no-pixel-data": (lambda folder: _testdata("rtplan.dcm"), "no pixel data"),
+    "unsupported-photometric": (_unsupported_photometric, "HSV"),
+    "missing-file": (lambda folder: folder / "absent.png", "does not exist"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_a_clear_error_with_exit_2_and_nothing_written(
+    case: str, demo_installed: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make, message = BAD_INPUTS[case]
+    out = tmp_path / "out"
+    code, stdout, stderr = run_cli(capsys, "analyze", make(tmp_path), "--model", DEMO, "--out", out)
+    assert code == 2
+    assert stderr.startswith("error:") and message in stderr
+    assert "Traceback" not in stderr + stdout
+    assert not out.exists()
+
+
+def test_limits_refuse_big_files_before_reading(
+    demo_installed: Settings, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = _generated_png(tmp_path)
+    monkeypatch.setenv("SAHAY_MAX_PIXELS", "1000")
+    reload_settings()
+    code, _, stderr = run_cli(capsys, "analyze", image, "--model", DEMO, "--out", tmp_path / "out")
+    assert code == 2 and "SAHAY_MAX_PIXELS" in stderr
+    monkeypatch.setenv("SAHAY_MAX_FILE_MB", "0.001")
+    reload_settings()
+    code, _, stderr = run_cli(capsys, "analyze", image, "--model", DEMO, "--out", tmp_path / "out")
+    assert code == 2 and "SAHAY_MAX_FILE_MB" in stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_model_is_exit_2(settings: Settings, tmp_path: Path, capsys) -> None:
+    code, _, stderr = run_cli(capsys, "analyze", _generated_png(tmp_path), "--model", "no-such-model")
+    assert code == 2 and "no installed model named 'no-such-model'" in stderr
+
+
+def test_offline_first_run_names_the_command_that_fixes_it(
+    settings: Settings, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "out"
+    code, _, stderr = run_cli(capsys, "analyze", _generated_chest_dicom(tmp_path), "--out", out)
+    assert code == 2
+    assert "sahay models import nih-pc-chex-mimic_ch-google-openi-kaggle-densenet121" in stderr
+    assert "Traceback" not in stderr
+    assert not out.exists()
+
+
+def test_first_chest_analysis_pulls_the_default_model(
+    xrv_server: ServedFolder, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "out"
+    code, stdout, stderr = run_cli(
+        capsys, "analyze", _generated_chest_dicom(tmp_path), "--out", out, "--json"
+    )
+    assert code == 0, stderr
+    analysis = Analysis.model_validate_json(stdout)
+    assert analysis.model.name == "xrv-densenet121-res224-all"
+    assert len(analysis.findings) == 18
+    assert analysis.demonstration_notice is None
+    assert any("no fitted calibration" in w for w in analysis.warnings)
+    assert [f for f in analysis.findings if f.heatmap]
+    # The second run uses the cached bundle: no new download.
+    requests = len(xrv_server.requests)
+    code, _, _ = run_cli(capsys, "analyze", _generated_chest_dicom(tmp_path), "--out", out, "--json")
+    assert code == 0 and len(xrv_server.requests) == requests
+
+
+def test_model_metadata_mismatch_is_warned(xrv_server: ServedFolder, tmp_path: Path, capsys) -> None:
+    code, stdout, _ = run_cli(
+        capsys,
+        "analyze",
+        _testdata("CT_small.dcm"),
+        "--model",
+        "xrv-densenet121-res224-all",
+        "--json",
+        "--no-heatmaps",
+    )
+    assert code == 0
+    warnings = json.loads(stdout)["warnings"]
+    assert any("modality is CT" in w for w in warnings)
+
+
+def test_models_commands(settings: Settings, demo_bundle_dir: Path, capsys) -> None:
+    code, stdout, _ = run_cli(capsys, "models", "list")
+    assert code == 0 and "No models installed" in stdout
+    code, stdout, _ = run_cli(capsys, "models", "import", demo_bundle_dir)
+    assert code == 0 and DEMO in stdout
+    code, stdout, _ = run_cli(capsys, "models", "list")
+    assert DEMO in stdout and "(demo)" in stdout
+    code, stdout, _ = run_cli(capsys, "models", "info", DEMO)
+    card = json.loads(stdout)
+    assert card["demonstration"] is True and card["calibration"]["method"] == "temperature-scaling"
+    code, stdout, _ = run_cli(capsys, "models", "list", "--available")
+    assert "xrv-densenet121-res224-all" in stdout
+    code, _, stderr = run_cli(capsys, "models", "info", "absent")
+    assert code == 2 and "no installed model named 'absent'" in stderr
+    code, _, _ = run_cli(capsys, "models", "remove", DEMO)
+    assert code == 0 and not (settings.models_dir / DEMO).exists()
+
+
+def test_models_pull_from_a_local_server(xrv_server: ServedFolder, capsys) -> None:
+    code, stdout, stderr = run_cli(capsys, "models", "pull", "xrv-densenet121-res224-nih")
+    assert code == 0, stderr
+    assert "Installed xrv-densenet121-res224-nih" in stdout
+
+
+def test_the_installed_command_exits_2_without_a_traceback(tmp_path: Path) -> None:
+    text = _text_named_dcm(tmp_path)
+    sahay = Path(sys.executable).parent / "sahay"
+    result = subprocess.run([str(sahay), "analyze", str(text)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error:") and "Traceback" not in result.stderr
+    usage = subprocess.run([str(sahay), "analyze"], capture_output=True, text=True, timeout=120)
+    assert usage.returncode == 2 and "Missing argument" in usage.stderr
+
+
+@pytest.mark.slow
+def test_demo_command_trains_and_analyses_offline(settings: Settings, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "demo"
+    code, stdout, stderr = run_cli(capsys, "demo", "--out", out)
+    assert code == 0, stderr
+    analysis = Analysis.from_json_file(out / "analysis" / "analysis.json")
+    assert analysis.model.demonstration
+    disc = next(f for f in analysis.findings if f.label == "synthetic_disc")
+    assert disc.positive and disc.heatmap is not None  # the example has a disc drawn on it
+    assert "DEMONSTRATION" in stdout
+    assert (settings.models_dir / DEMO / "bundle.json").is_file()
