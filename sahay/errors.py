@@ -5,6 +5,8 @@ Every message names the file or value that is wrong and says what to do about it
 
 from __future__ import annotations
 
+import re
+
 
 class SahayError(Exception):
     """Base class. ``exit_code`` is the CLI's, ``http_status`` the API's."""
@@ -51,3 +53,9 @@ class IntegrityError(SahayError):
 
     exit_code = 2
     http_status = 422
+
+
+def describe_error(exc: BaseException) -> str:
+    """A library exception in one line for a user, without in-memory stream reprs."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>", "the file", text)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +36,7 @@ from pydicom.uid import (
 )
 
 from sahay.analysis import ImageInfo
-from sahay.errors import BadInput, UnsupportedFormat
+from sahay.errors import BadInput, UnsupportedFormat, describe_error
 from sahay.imaging.raster import collapse_grey_rgb
 
 # Study and patient identifiers copied into ImageInfo only when the user asks to keep them.
@@ -102,18 +104,9 @@ class OpenedDicom:
 
     dataset: Dataset
     filename: str
-
-    @property
-    def rows(self) -> int:
-        return int(self.dataset.Rows)
-
-    @property
-    def columns(self) -> int:
-        return int(self.dataset.Columns)
-
-    @property
-    def number_of_frames(self) -> int:
-        return int(get_nr_frames(self.dataset, warn=False))
+    rows: int
+    columns: int
+    number_of_frames: int
 
     def decode(self, *, sha256: str, keep_identifiers: bool) -> tuple[np.ndarray, ImageInfo, list[str]]:
         """Decode the middle frame to float32 in [0, 1] (bone bright) and describe it.
@@ -129,8 +122,21 @@ class OpenedDicom:
 
         stored, photometric = _decode_frame(ds, index, self.filename)
         pixels, window = self._to_display(stored, photometric, warnings)
+        with malformed_attributes(self.filename):
+            info = self._describe(sha256, pixels, frames, index, window, keep_identifiers)
+        return pixels.astype(np.float32, copy=False), info, warnings
 
-        info = ImageInfo(
+    def _describe(
+        self,
+        sha256: str,
+        pixels: np.ndarray,
+        frames: int,
+        index: int,
+        window: tuple[float, float] | None,
+        keep_identifiers: bool,
+    ) -> ImageInfo:
+        ds = self.dataset
+        return ImageInfo(
             filename=self.filename,
             sha256=sha256,
             format="dicom",
@@ -149,7 +155,6 @@ class OpenedDicom:
             window=window,
             identifiers=_identifiers(ds) if keep_identifiers else None,
         )
-        return pixels.astype(np.float32, copy=False), info, warnings
 
     def _to_display(
         self, stored: np.ndarray, photometric: str, warnings: list[str]
@@ -176,12 +181,31 @@ def open_dicom(data: bytes, filename: str) -> OpenedDicom:
         ds = dcmread(io.BytesIO(data), force=not has_preamble)
     except _PYDICOM_ERRORS as exc:
         raise BadInput(
-            f"{filename} could not be read as DICOM; it may be truncated or corrupt ({exc})."
+            f"{filename} could not be read as DICOM; it may be truncated or corrupt ({describe_error(exc)})."
         ) from exc
-    _ensure_transfer_syntax(ds)
-    _check_has_pixels(ds, filename)
-    _check_photometric(ds, filename)
-    return OpenedDicom(dataset=ds, filename=filename)
+    # pydicom parses element values lazily, so malformed ones surface only when first read.
+    with malformed_attributes(filename):
+        _ensure_transfer_syntax(ds)
+        _check_has_pixels(ds, filename)
+        _check_photometric(ds, filename)
+        return OpenedDicom(
+            dataset=ds,
+            filename=filename,
+            rows=int(ds.Rows),
+            columns=int(ds.Columns),
+            number_of_frames=int(get_nr_frames(ds, warn=False)),
+        )
+
+
+@contextmanager
+def malformed_attributes(filename: str) -> Iterator[None]:
+    """Turn pydicom's errors on malformed element values into a BadInput naming the file."""
+    try:
+        yield
+    except _PYDICOM_ERRORS as exc:
+        raise BadInput(
+            f"{filename} has malformed DICOM attributes and cannot be read ({describe_error(exc)})."
+        ) from exc
 
 
 def _ensure_transfer_syntax(ds: Dataset) -> None:
@@ -256,7 +280,7 @@ def _missing_decoder(filename: str, syntax: UID, decoder: Decoder) -> Unsupporte
 def _corrupt_pixels(filename: str, syntax: UID, exc: Exception) -> BadInput:
     return BadInput(
         f"{filename}: the {syntax.name} pixel data could not be decoded; "
-        f"the file is truncated or corrupt ({exc})."
+        f"the file is truncated or corrupt ({describe_error(exc)})."
     )
 
 
@@ -265,6 +289,8 @@ def _grey_to_display(
 ) -> tuple[np.ndarray, tuple[float, float] | None, list[str]]:
     """Modality LUT, then VOI LUT or window (first one) or min..max; MONOCHROME1 inverted."""
     values = apply_modality_lut(stored, ds)
+    if not np.isfinite(values).all():
+        raise ValueError("Rescale Slope/Intercept give non-finite values")
     window: tuple[float, float] | None = None
     warnings: list[str] = []
     if _has_voi_lut(ds):
@@ -340,9 +366,10 @@ def _colour_to_display(stored: np.ndarray, photometric: str, ds: Dataset, filena
 def _first_window(ds: Dataset) -> tuple[float, float] | None:
     """(center, width) of the first window (pydicom's index 0); None when absent or unreadable."""
     try:
-        return _first_float(ds, "WindowCenter"), _first_float(ds, "WindowWidth")
+        window = _first_float(ds, "WindowCenter"), _first_float(ds, "WindowWidth")
     except (KeyError, TypeError, ValueError, IndexError):
         return None
+    return window if all(np.isfinite(window)) else None
 
 
 def _first_float(ds: Dataset, keyword: str) -> float:

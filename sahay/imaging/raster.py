@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from sahay.analysis import ImageInfo
-from sahay.errors import BadInput, InputTooLarge, UnsupportedFormat
+from sahay.errors import BadInput, InputTooLarge, UnsupportedFormat, describe_error
 
 RasterFormat = Literal["png", "jpeg", "tiff"]
 
@@ -164,4 +164,4 @@ def _scaled(values: np.ndarray, max_value: int) -> np.ndarray:
 
 
 def _corrupt(filename: str, exc: Exception) -> BadInput:
-    return BadInput(f"{filename} could not be decoded; it is truncated or corrupt ({exc}).")
+    return BadInput(f"{filename} could not be decoded; it is truncated or corrupt ({describe_error(exc)}).")

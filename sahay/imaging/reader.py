@@ -53,6 +53,8 @@ def read_image(
     _check_pixel_limit(path.name, opened.rows, opened.columns, settings)
     sha256 = hashlib.sha256(data).hexdigest()
     pixels, info, warnings = opened.decode(sha256=sha256, keep_identifiers=keep_identifiers)
+    if not np.isfinite(pixels).all():
+        raise BadInput(f"{path.name} decodes to non-finite pixel values; the file is corrupt.")
     return LoadedImage(pixels=pixels, info=info, warnings=tuple(warnings))
 
 
@@ -76,6 +78,8 @@ def _read_within_limit(path: Path, settings: Settings) -> bytes:
         raise BadInput(f"{path} does not exist; check the path.") from exc
     except PermissionError as exc:
         raise BadInput(f"{path} cannot be read (permission denied); check its permissions.") from exc
+    except OSError as exc:  # a symlink loop, a name too long, an I/O error
+        raise BadInput(f"{path} cannot be read ({exc.strerror or exc}).") from exc
     _check_file_size(path.name, len(data), settings)
     if not data:
         raise BadInput(f"{path.name} is empty (0 bytes); give a DICOM, PNG, JPEG or TIFF file.")

@@ -408,3 +408,25 @@ def test_empty_rescale_slope_is_bad_input(tmp_path: Path) -> None:
 
     with pytest.raises(BadInput, match=r"slope\.dcm has invalid LUT, rescale or palette attributes"):
         read_image(path)
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR")
+def test_malformed_attribute_values_are_bad_input() -> None:
+    # pydicom's badVR.dcm parses, then fails when its element values are read.
+    with pytest.raises(BadInput, match=r"badVR\.dcm") as caught:
+        read_image(get_testdata_file("badVR.dcm", download=False))
+    assert "BytesIO" not in str(caught.value)
+
+
+def test_non_finite_rescale_is_bad_input(tmp_path: Path) -> None:
+    path = write_dicom(tmp_path / "nan.dcm", np.arange(16, dtype=np.uint16).reshape(4, 4), slope=float("nan"))
+    with pytest.raises(BadInput, match="non-finite"):
+        read_image(path)
+
+
+def test_non_finite_window_falls_back_to_the_value_range(tmp_path: Path) -> None:
+    stored = np.arange(16, dtype=np.uint16).reshape(4, 4)
+    path = write_dicom(tmp_path / "inf.dcm", stored, window=(float("nan"), float("inf")))
+    image = read_image(path)
+    assert image.info.window is None
+    assert image.pixels.min() == 0.0 and image.pixels.max() == 1.0

@@ -124,5 +124,10 @@ def test_settings_default_to_get_settings(tmp_path: Path, monkeypatch: pytest.Mo
         read_image(write_png(tmp_path / "three.png", GREY))
 
 
-def test_limit_errors_are_bad_input_for_callers_that_catch_the_family() -> None:
-    assert issubclass(InputTooLarge, BadInput)
+def test_unreadable_paths_are_bad_input(tmp_path: Path) -> None:
+    loop = tmp_path / "loop.png"
+    loop.symlink_to(loop)
+    with pytest.raises(BadInput, match="cannot be read"):
+        read_image(loop)
+    with pytest.raises(BadInput, match="is not a file"):
+        read_image(tmp_path)
