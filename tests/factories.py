@@ -16,6 +16,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
+from sahay.analysis import ImageInfo
+
 Window = tuple[float, float]
 
 # Identifiers written into every factory DICOM, so tests can check they are dropped or kept.
@@ -181,3 +183,17 @@ def _lut_item(lut: Sequence[int], first_mapped: int) -> Dataset:
 def _set_optional(ds: Dataset, keyword: str, value: object) -> None:
     if value is not None:
         setattr(ds, keyword, value)
+
+
+def image_info(**fields: object) -> ImageInfo:
+    """An ImageInfo for a small DICOM image, with ``fields`` overriding the defaults."""
+    base: dict[str, object] = {
+        "filename": "x.dcm",
+        "sha256": "0" * 64,
+        "format": "dicom",
+        "rows": 8,
+        "columns": 8,
+        "channels": 1,
+    }
+    base.update(fields)
+    return ImageInfo.model_validate(base)

@@ -28,6 +28,8 @@ from sahay.fileio import atomic_write_bytes, atomic_write_text, sha256_file
 from sahay.models.providers import get_provider
 
 MANIFEST_NAME = "bundle.json"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+"""Bundle names and weights file names: one path component, never ``..`` or a folder."""
 WEIGHTS_NAME = "weights.pt"
 FORMAT_VERSION = 1
 
@@ -61,7 +63,7 @@ class InputSpec(BaseModel):
 class WeightsSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    file: str = WEIGHTS_NAME
+    file: str = Field(default=WEIGHTS_NAME, pattern=NAME_PATTERN, description="a file name inside the bundle")
     sha256: str = Field(default="", pattern=r"^([0-9a-f]{64})?$", description="filled in by save_bundle")
     source_url: str | None = None
     source_sha256: str | None = Field(default=None, description="sha256 of the file it was converted from")
@@ -71,7 +73,7 @@ class Calibration(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     temperature: float = Field(default=1.0, gt=0)
-    method: str = Field(default="none", description="'temperature-scaling' when fitted, 'none' otherwise")
+    method: Literal["none", "temperature-scaling"] = "none"
     fitted_on: str | None = Field(default=None, description="the data the temperature was fitted on")
 
 
@@ -81,7 +83,7 @@ class BundleManifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     format_version: int = FORMAT_VERSION
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name: str = Field(pattern=NAME_PATTERN)
     version: str
     architecture: str
     task: Task
@@ -175,13 +177,21 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     if not manifest_path.is_file():
         raise ModelUnavailable(f"{folder} is not a model bundle: it has no {MANIFEST_NAME}")
     try:
-        manifest = BundleManifest.model_validate_json(manifest_path.read_text(encoding="utf-8"))
+        manifest = BundleManifest.model_validate_json(manifest_path.read_bytes())
     except ValidationError as exc:
         raise BadInput(f"{manifest_path} is not a valid bundle manifest: {_first_error(exc)}") from exc
+    except OSError as exc:
+        raise BadInput(f"{manifest_path} cannot be read ({exc.strerror or exc})") from exc
     if manifest.format_version > FORMAT_VERSION:
         raise BadInput(
             f"{manifest_path} uses bundle format {manifest.format_version}; this Sahay reads up to "
             f"{FORMAT_VERSION}. Upgrade Sahay."
+        )
+    provider = get_provider(manifest.architecture)
+    if manifest.input.channels != provider.in_channels:
+        raise BadInput(
+            f"{manifest_path}: input.channels is {manifest.input.channels}, but architecture "
+            f"{manifest.architecture} takes {provider.in_channels}-channel input"
         )
     return Bundle(path=folder, manifest=manifest)
 

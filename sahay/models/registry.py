@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -10,7 +11,7 @@ from sahay.analysis import ImageInfo
 from sahay.config import Settings
 from sahay.errors import BadInput, IntegrityError, ModelUnavailable, SahayError
 from sahay.fileio import sha256_file
-from sahay.models.bundle import MANIFEST_NAME, Bundle, load_bundle, save_bundle
+from sahay.models.bundle import MANIFEST_NAME, NAME_PATTERN, Bundle, load_bundle, save_bundle
 from sahay.models.catalog import CatalogEntry, catalog
 from sahay.models.download import ProgressCallback, download_file, rewrite_for_mirror
 from sahay.models.providers.xrv_weights import load_xrv_state_dict
@@ -19,26 +20,19 @@ CHEST_RADIOGRAPH_MODALITIES = {"CR", "DX"}
 CHEST_BODY_PARTS = {"CHEST", "THORAX", "LUNG"}
 
 
-def installed(settings: Settings) -> list[Bundle]:
-    """Valid bundles under the models folder, by name. Broken folders are skipped (see ``broken``)."""
-    bundles = []
+def scan(settings: Settings) -> tuple[list[Bundle], dict[Path, str]]:
+    """Valid bundles under the models folder by name, and the folders that fail to load, with why."""
+    bundles, problems = [], {}
     for folder in _bundle_folders(settings):
         try:
             bundles.append(load_bundle(folder))
-        except SahayError:
-            continue
-    return sorted(bundles, key=lambda b: b.name)
-
-
-def broken(settings: Settings) -> dict[Path, str]:
-    """Folders under the models folder that look like bundles but do not load, with the reason."""
-    problems = {}
-    for folder in _bundle_folders(settings):
-        try:
-            load_bundle(folder)
         except SahayError as exc:
             problems[folder] = str(exc)
-    return problems
+    return sorted(bundles, key=lambda b: b.name), problems
+
+
+def installed(settings: Settings) -> list[Bundle]:
+    return scan(settings)[0]
 
 
 def _bundle_folders(settings: Settings) -> list[Path]:
@@ -48,9 +42,29 @@ def _bundle_folders(settings: Settings) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and (p / MANIFEST_NAME).exists())
 
 
+def model_folder(name: str, settings: Settings) -> Path:
+    """The folder of the installed model ``name``; a name is one path component, never a path."""
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise BadInput(
+            f"{name!r} is not a model name (letters, digits, '.', '_' and '-'); "
+            "give a bundle folder's path or an installed model's name"
+        )
+    return settings.models_dir / name
+
+
 def find_installed(name: str, settings: Settings) -> Bundle | None:
-    folder = settings.models_dir / name
+    folder = model_folder(name, settings)
     return load_bundle(folder) if (folder / MANIFEST_NAME).is_file() else None
+
+
+def locate(name_or_path: str, settings: Settings) -> Bundle | None:
+    """A bundle folder given by path, or an installed model given by name; None if not installed."""
+    candidate = Path(name_or_path).expanduser()
+    if (candidate / MANIFEST_NAME).is_file():
+        return load_bundle(candidate)
+    if candidate.exists():
+        raise ModelUnavailable(f"{candidate} is not a model bundle: it has no {MANIFEST_NAME}")
+    return find_installed(name_or_path, settings)
 
 
 def import_hint(entry: CatalogEntry) -> str:
@@ -102,7 +116,7 @@ def import_path(path: Path, settings: Settings, *, force: bool = False) -> Bundl
 def _import_bundle_folder(folder: Path, settings: Settings, *, force: bool) -> Bundle:
     source = load_bundle(folder)
     source.load_model()  # checks sha256 and that the weights fit the architecture
-    destination = settings.models_dir / source.name
+    destination = model_folder(source.name, settings)
     if destination.resolve() == folder.resolve():
         return source
     _refuse_overwrite(destination, force)
@@ -111,7 +125,7 @@ def _import_bundle_folder(folder: Path, settings: Settings, *, force: bool) -> B
     try:
         shutil.copy2(folder / MANIFEST_NAME, staging / MANIFEST_NAME)
         shutil.copy2(source.weights_path, staging / source.manifest.weights.file)
-        _replace_folder(staging, destination)
+        replace_folder(staging, destination)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return load_bundle(destination)
@@ -134,7 +148,7 @@ def _import_weights_file(path: Path, settings: Settings, *, force: bool) -> Bund
             f"{path} is named like {entry.name}'s weights but its sha256 is {digest}, not {entry.sha256}; "
             "the download is corrupt or is a different file. Download it again."
         )
-    _refuse_overwrite(settings.models_dir / entry.name, force)
+    _refuse_overwrite(model_folder(entry.name, settings), force)
     return _install_from_weights_file(entry, path, settings)
 
 
@@ -146,8 +160,8 @@ def _install_from_weights_file(entry: CatalogEntry, weights_file: Path, settings
     try:
         bundle = save_bundle(staging, manifest, state)
         bundle.load_model()
-        destination = settings.models_dir / entry.name
-        _replace_folder(staging, destination)
+        destination = model_folder(entry.name, settings)
+        replace_folder(staging, destination)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return load_bundle(destination)
@@ -158,7 +172,7 @@ def _refuse_overwrite(destination: Path, force: bool) -> None:
         raise BadInput(f"a model is already installed at {destination}; remove it first or pass --force")
 
 
-def _replace_folder(staging: Path, destination: Path) -> None:
+def replace_folder(staging: Path, destination: Path) -> None:
     """Swap the staged bundle into place; the old one is removed only after the new one is there."""
     old = None
     if destination.exists():
@@ -171,7 +185,7 @@ def _replace_folder(staging: Path, destination: Path) -> None:
 
 
 def remove(name: str, settings: Settings) -> Path:
-    folder = settings.models_dir / name
+    folder = model_folder(name, settings)
     if not (folder / MANIFEST_NAME).is_file():
         raise ModelUnavailable(f"no installed model named {name!r}")
     shutil.rmtree(folder)
@@ -190,12 +204,8 @@ def resolve(
     named (or is the default chest model) but not installed is pulled when ``auto_pull`` is on.
     """
     if requested:
-        candidate = Path(requested).expanduser()
-        if (candidate / MANIFEST_NAME).is_file():
-            return load_bundle(candidate), []
-        if candidate.exists():
-            raise ModelUnavailable(f"{candidate} is not a model bundle: it has no {MANIFEST_NAME}")
-        return _installed_or_pulled(requested, settings, progress), []
+        bundle = locate(requested, settings)
+        return bundle or _installed_or_pulled(requested, settings, progress), []
     notes: list[str] = []
     matches = [b for b in installed(settings) if not b.manifest.demonstration and _suits(b, info)]
     if matches:

@@ -84,3 +84,32 @@ def test_newer_bundle_format_asks_for_an_upgrade(demo_bundle_dir: Path, tmp_path
 def test_folder_without_manifest_is_not_a_bundle(tmp_path: Path) -> None:
     with pytest.raises(ModelUnavailable, match=r"no bundle\.json"):
         load_bundle(tmp_path)
+
+
+@pytest.mark.parametrize("weights_file", ["/tmp/elsewhere.pt", "../outside.pt", "sub/weights.pt"])
+def test_weights_file_must_stay_inside_the_bundle(
+    demo_bundle_dir: Path, tmp_path: Path, weights_file: str
+) -> None:
+    folder = tmp_path / "escape"
+    shutil.copytree(demo_bundle_dir, folder)
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    manifest["weights"]["file"] = weights_file
+    (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(BadInput, match=r"weights\.file"):
+        load_bundle(folder)
+
+
+def test_channels_must_match_the_architecture(demo_bundle_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "grey"
+    shutil.copytree(demo_bundle_dir, folder)
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    manifest["input"].update(channels=1, mean=None, std=None)
+    (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(BadInput, match="takes 3-channel input"):
+        load_bundle(folder)
+
+
+def test_a_manifest_that_is_not_utf8_is_bad_input(tmp_path: Path) -> None:
+    (tmp_path / MANIFEST_NAME).write_bytes(b'{"name": "\xff\xfe"}')
+    with pytest.raises(BadInput, match="not a valid bundle manifest"):
+        load_bundle(tmp_path)

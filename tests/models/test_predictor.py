@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from sahay.analysis import ImageInfo
 from sahay.models.bundle import Bundle, save_bundle
 from sahay.models.predictor import Predictor, domain_warnings
 from sahay.models.preprocess import preprocess
 from sahay.training.synthetic import make_dataset
+from tests.factories import image_info
 
 
 def test_probabilities_are_the_temperature_scaled_sigmoid_of_the_logits(demo_bundle: Bundle) -> None:
@@ -57,24 +57,11 @@ def test_multiclass_marks_only_the_top_class_positive(demo_bundle: Bundle, tmp_p
         assert prediction.findings[int(np.argmax(probabilities))].positive
 
 
-def _info(**fields: object) -> ImageInfo:
-    base: dict[str, object] = {
-        "filename": "x.dcm",
-        "sha256": "0" * 64,
-        "format": "dicom",
-        "rows": 1,
-        "columns": 1,
-        "channels": 1,
-    }
-    base.update(fields)
-    return ImageInfo.model_validate(base)
-
-
 def test_domain_warnings_name_the_mismatch(demo_bundle: Bundle) -> None:
     chest = demo_bundle.manifest.model_copy(update={"modalities": ["CR", "DX"], "body_part": "CHEST"})
-    assert domain_warnings(_info(modality="CR", body_part="CHEST"), chest) == []
-    assert domain_warnings(_info(), chest) == []
-    (warning,) = domain_warnings(_info(modality="CT", body_part="CHEST"), chest)
+    assert domain_warnings(image_info(modality="CR", body_part="CHEST"), chest) == []
+    assert domain_warnings(image_info(), chest) == []
+    (warning,) = domain_warnings(image_info(modality="CT", body_part="CHEST"), chest)
     assert "modality is CT" in warning and "CR, DX" in warning
-    (warning,) = domain_warnings(_info(modality="CR", body_part="CSPINE"), chest)
+    (warning,) = domain_warnings(image_info(modality="CR", body_part="CSPINE"), chest)
     assert "body part is CSPINE" in warning

@@ -10,7 +10,6 @@ import pytest
 import torch
 import torchxrayvision as xrv
 
-from sahay.analysis import ImageInfo
 from sahay.config import Settings, reload_settings
 from sahay.errors import BadInput, IntegrityError, ModelUnavailable
 from sahay.fileio import sha256_file
@@ -18,23 +17,11 @@ from sahay.models import catalog as catalog_module
 from sahay.models.catalog import catalog
 from sahay.models.predictor import Predictor
 from sahay.models.registry import import_path, installed, pull, remove, resolve
+from tests.factories import image_info
 from tests.servers import ServedFolder
 
 NIH = "xrv-densenet121-res224-nih"
 ALL = "xrv-densenet121-res224-all"
-
-
-def _info(**fields: object) -> ImageInfo:
-    base: dict[str, object] = {
-        "filename": "x.dcm",
-        "sha256": "0" * 64,
-        "format": "dicom",
-        "rows": 8,
-        "columns": 8,
-        "channels": 1,
-    }
-    base.update(fields)
-    return ImageInfo.model_validate(base)
 
 
 def _models_dir_entries(settings: Settings) -> list[str]:
@@ -138,9 +125,9 @@ def test_import_of_a_bundle_folder_copies_it(settings: Settings, demo_bundle_dir
 
 def test_the_default_chest_model_is_pulled_on_first_use(xrv_server: ServedFolder) -> None:
     settings = reload_settings()
-    bundle, notes = resolve(None, _info(modality="CR", body_part="CHEST"), settings)
+    bundle, notes = resolve(None, image_info(modality="CR", body_part="CHEST"), settings)
     assert bundle.name == ALL and notes == []
-    bundle, notes = resolve(None, _info(format="png"), settings)  # no metadata: assumed chest
+    bundle, notes = resolve(None, image_info(format="png"), settings)  # no metadata: assumed chest
     assert bundle.name == ALL
     assert "taken to be a chest radiograph" in notes[0]
 
@@ -148,7 +135,7 @@ def test_the_default_chest_model_is_pulled_on_first_use(xrv_server: ServedFolder
 def test_auto_pull_can_be_turned_off(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SAHAY_AUTO_PULL", "false")
     with pytest.raises(ModelUnavailable, match=f"sahay models pull {ALL}"):
-        resolve(None, _info(modality="DX"), reload_settings())
+        resolve(None, image_info(modality="DX"), reload_settings())
 
 
 @pytest.mark.parametrize(("modality", "body_part"), [("CT", None), ("MR", "BRAIN"), ("CR", "CSPINE")])
@@ -156,7 +143,7 @@ def test_no_model_for_other_images_is_a_clear_error(
     settings: Settings, modality: str, body_part: str | None
 ) -> None:
     with pytest.raises(ModelUnavailable, match=f"no installed model is made for {modality}"):
-        resolve(None, _info(modality=modality, body_part=body_part), settings)
+        resolve(None, image_info(modality=modality, body_part=body_part), settings)
 
 
 def test_an_installed_model_for_the_modality_is_chosen_and_demos_never_are(
@@ -164,7 +151,7 @@ def test_an_installed_model_for_the_modality_is_chosen_and_demos_never_are(
 ) -> None:
     import_path(demo_bundle_dir, settings)
     with pytest.raises(ModelUnavailable):  # the demonstration model is never picked by itself
-        resolve(None, _info(modality="CT"), settings)
+        resolve(None, image_info(modality="CT"), settings)
     demo = installed(settings)[0]
     ct_manifest = demo.manifest.model_copy(
         update={"name": "ct-model", "modalities": ["CT"], "demonstration": False}
@@ -172,7 +159,7 @@ def test_an_installed_model_for_the_modality_is_chosen_and_demos_never_are(
     from sahay.models.bundle import save_bundle
 
     save_bundle(settings.models_dir / "ct-model", ct_manifest, demo.load_model().state_dict())
-    bundle, _ = resolve(None, _info(modality="CT"), settings)
+    bundle, _ = resolve(None, image_info(modality="CT"), settings)
     assert bundle.name == "ct-model"
     assert resolve(str(demo_bundle_dir), None, settings)[0].path == demo_bundle_dir
     with pytest.raises(ModelUnavailable, match=r"has no bundle\.json"):
@@ -199,3 +186,27 @@ def test_predictions_from_a_pulled_model_on_a_real_cr(xrv_server: ServedFolder) 
     assert [f.label for f in prediction.findings] == xrv.models.model_urls["all"]["labels"]
     assert all(0.0 <= f.probability <= 1.0 for f in prediction.findings)
     assert np.isfinite([f.probability for f in prediction.findings]).all()
+
+
+@pytest.mark.parametrize("name", ["../outside", "/tmp/x", "a/b", ".hidden"])
+def test_model_names_are_never_paths(settings: Settings, tmp_path: Path, name: str) -> None:
+    victim = tmp_path / "outside"
+    victim.mkdir()
+    (victim / "bundle.json").write_text("{}")
+    with pytest.raises(BadInput, match="is not a model name"):
+        remove(name, settings)
+    assert victim.exists()
+
+
+def test_a_broken_bundle_is_reported_and_does_not_hide_the_others(
+    settings: Settings, demo_bundle_dir: Path
+) -> None:
+    from sahay.models.registry import scan
+
+    import_path(demo_bundle_dir, settings)
+    broken_folder = settings.models_dir / "broken"
+    broken_folder.mkdir()
+    (broken_folder / "bundle.json").write_bytes(b"\xff not json")
+    bundles, problems = scan(settings)
+    assert [b.name for b in bundles] == ["sahay-demo-synthetic"]
+    assert list(problems) == [broken_folder] and "not a valid bundle manifest" in problems[broken_folder]
