@@ -26,7 +26,7 @@ from rich.progress import (
 from rich.table import Table
 
 from sahay import __version__
-from sahay.analysis import Analysis
+from sahay.analysis import DEMONSTRATION_BANNER, Analysis
 from sahay.config import get_settings
 from sahay.errors import SahayError
 from sahay.models.download import ProgressCallback
@@ -47,7 +47,9 @@ err = Console(stderr=True)
 
 @app.callback()
 def _root(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks for errors (give it before the command).")
+    ] = False,
 ) -> None:
     """Sahay: medical image analysis assistant. Decision support, not a diagnosis."""
 
@@ -106,8 +108,9 @@ def analyze(
 ) -> None:
     """Classify an image, show where the model looked, and write analysis.json."""
     from sahay.pipeline import analyze as run_analysis
+    from sahay.pipeline import default_out_dir
 
-    destination = out_dir or Path("sahay-out") / image.stem
+    destination = out_dir or default_out_dir(image)
     with download_bar() as on_download, err.status("analysing", spinner="dots") as status:
         analysis = run_analysis(
             image,
@@ -125,19 +128,18 @@ def analyze(
 
 
 def print_analysis(analysis: Analysis, destination: Path | None) -> None:
+    # Values from the image file are printed with escape(): DICOM text must not be read as markup.
     if analysis.demonstration_notice:
-        out.print(f"[bold red]{analysis.demonstration_notice}[/]")
+        out.print(f"[bold red]{escape(analysis.demonstration_notice)}[/]")
     image = analysis.image
     described = ", ".join(
         str(v) for v in (image.format.upper(), image.modality, image.body_part, image.view_position) if v
     )
-    out.print(f"[bold]{image.filename}[/] ({described}; {image.columns}x{image.rows})")
-    out.print(f"Model: {analysis.model.name} {analysis.model.version} ({analysis.model.task})")
-    title = (
-        "DEMONSTRATION - synthetic training data, no clinical meaning"
-        if analysis.model.demonstration
-        else None
+    out.print(f"[bold]{escape(image.filename)}[/] ({escape(described)}; {image.columns}x{image.rows})")
+    out.print(
+        f"Model: {escape(analysis.model.name)} {escape(analysis.model.version)} ({analysis.model.task})"
     )
+    title = DEMONSTRATION_BANNER if analysis.model.demonstration else None
     table = Table(show_header=True, header_style="bold", title=title, title_style="bold red")
     for column in ("Finding", "Probability", "Threshold", "Result", "Heatmap"):
         table.add_column(
@@ -149,14 +151,18 @@ def print_analysis(analysis: Analysis, destination: Path | None) -> None:
         result = "[bold red]POSITIVE[/]" if finding.positive else "negative"
         heatmap = finding.heatmap.overlay_png if finding.heatmap else ""
         table.add_row(
-            finding.label, f"{finding.probability:.3f}", f"{finding.threshold:.3f}", result, heatmap
+            escape(finding.label),
+            f"{finding.probability:.3f}",
+            f"{finding.threshold:.3f}",
+            result,
+            escape(heatmap),
         )
     out.print(table)
     for warning in analysis.warnings:
-        out.print(f"[yellow]warning:[/] {warning}")
+        out.print(f"[yellow]warning:[/] {escape(warning)}")
     if destination:
-        out.print(f"Wrote {destination / 'analysis.json'} (heatmap paths are relative to it)")
-    out.print(f"[dim]{analysis.disclaimer}[/]")
+        out.print(f"Wrote {escape(str(destination / 'analysis.json'))} (heatmap paths are relative to it)")
+    out.print(f"[dim]{escape(analysis.disclaimer)}[/]")
 
 
 @app.command()
@@ -167,25 +173,17 @@ def demo(
     retrain: Annotated[bool, typer.Option("--retrain", help="Train the demonstration bundle again.")] = False,
 ) -> None:
     """Train a demonstration model on synthetic images and analyse a synthetic example (offline)."""
-    from sahay.demo import DEMO_MODEL_NAME, build_demo_bundle, write_example_image
-    from sahay.pipeline import analyze as run_analysis
+    from sahay.demo import DEMO_MODEL_NAME, EXAMPLE_NAME, run_demo
 
-    settings = get_settings()
-    bundle_dir = settings.models_dir / DEMO_MODEL_NAME
-    if retrain or not (bundle_dir / "bundle.json").is_file():
-        with Progress(TextColumn("{task.description}"), BarColumn(), console=err, transient=True) as bar:
-            task = bar.add_task("training the demonstration model", total=None)
+    with Progress(TextColumn("{task.description}"), BarColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("preparing the demonstration model", total=None)
 
-            def on_progress(stage: str, done: int, total: int) -> None:
-                bar.update(task, description=stage, completed=done, total=total)
+        def on_progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=total)
 
-            build_demo_bundle(bundle_dir, progress=on_progress)
-        err.print(f"Installed the demonstration model {DEMO_MODEL_NAME} in {bundle_dir}")
-    example = out_dir / "example.png"
-    write_example_image(example)
-    analysis = run_analysis(example, model=DEMO_MODEL_NAME, out_dir=out_dir / "analysis")
+        analysis = run_demo(out_dir, get_settings(), retrain=retrain, progress=on_progress)
     print_analysis(analysis, out_dir / "analysis")
-    out.print(f"Try: sahay analyze {example} --model {DEMO_MODEL_NAME}")
+    out.print(f"Try: sahay analyze {escape(str(out_dir / EXAMPLE_NAME))} --model {DEMO_MODEL_NAME}")
 
 
 def _table(*columns: str) -> Table:
@@ -202,7 +200,7 @@ def models_list(
 ) -> None:
     """List installed models (or, with --available, the catalogue)."""
     from sahay.models.catalog import catalog
-    from sahay.models.registry import broken, installed
+    from sahay.models.registry import scan
 
     settings = get_settings()
     if available:
@@ -213,7 +211,7 @@ def models_list(
             )
         out.print(table)
         return
-    bundles = installed(settings)
+    bundles, broken = scan(settings)
     if not bundles:
         out.print(
             f"No models installed in {settings.models_dir}. Try `sahay demo` or `sahay models pull NAME`."
@@ -227,19 +225,17 @@ def models_list(
         )
     if bundles:
         out.print(table)
-    for folder, reason in broken(settings).items():
-        err.print(f"[yellow]warning:[/] skipped {folder}: {reason}")
+    for folder, reason in broken.items():
+        err.print(f"[yellow]warning:[/] skipped {escape(str(folder))}: {escape(reason)}")
 
 
 @models_app.command("info")
 def models_info(name: Annotated[str, typer.Argument(help="Installed model name or bundle folder.")]) -> None:
     """Show a model's card: what it is for, how it was trained and calibrated."""
     from sahay.errors import ModelUnavailable
-    from sahay.models.bundle import load_bundle
-    from sahay.models.registry import find_installed
+    from sahay.models.registry import locate
 
-    candidate = Path(name).expanduser()
-    bundle = load_bundle(candidate) if candidate.is_dir() else find_installed(name, get_settings())
+    bundle = locate(name, get_settings())
     if bundle is None:
         raise ModelUnavailable(f"no installed model named {name!r}; `sahay models list` shows them")
     out.print_json(bundle.manifest.model_dump_json())
@@ -302,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
             raise
         err.print(
             f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} "
-            "(run again with --debug for details)",
+            "(run again as `sahay --debug ...` for details)",
             highlight=False,
             soft_wrap=True,
         )

@@ -5,8 +5,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sahay.errors import BadInput
 
 
 class Settings(BaseSettings):
@@ -45,7 +47,12 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        variable = "SAHAY_" + str(error["loc"][0]).upper() if error.get("loc") else "a SAHAY_* variable"
+        raise BadInput(f"invalid setting {variable}: {error['msg']}") from exc
 
 
 def reload_settings() -> Settings:

@@ -9,6 +9,8 @@ demonstration with no clinical meaning.
 from __future__ import annotations
 
 import io
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,15 +21,29 @@ from PIL import Image
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
+from sahay.analysis import Analysis
+from sahay.config import Settings
 from sahay.fileio import atomic_write_bytes
-from sahay.models.bundle import Bundle, BundleManifest, Calibration, InputSpec, WeightsSpec, save_bundle
+from sahay.models.bundle import (
+    MANIFEST_NAME,
+    Bundle,
+    BundleManifest,
+    Calibration,
+    InputSpec,
+    WeightsSpec,
+    load_bundle,
+    save_bundle,
+)
 from sahay.models.calibration import fit_temperature
 from sahay.models.preprocess import preprocess
 from sahay.models.providers import efficientnet
+from sahay.models.registry import model_folder, replace_folder
+from sahay.pipeline import analyze, check_writable_folder
 from sahay.training.synthetic import LABELS, SyntheticImage, make_dataset, make_image
 
 DEMO_MODEL_NAME = "sahay-demo-synthetic"
 DEMO_IMAGE_SIZE = 224
+EXAMPLE_NAME = "example.png"
 
 Progress = Callable[[str, int, int], None]
 
@@ -134,3 +150,35 @@ def write_example_image(
     Image.fromarray(np.round(example.pixels * 255).astype(np.uint8), mode="L").save(buffer, format="PNG")
     atomic_write_bytes(path, buffer.getvalue())
     return example
+
+
+def install_demo_bundle(
+    settings: Settings, *, retrain: bool = False, progress: Progress | None = None
+) -> Bundle:
+    """Train the demonstration bundle into the models folder unless it is there already.
+
+    It is built in a staging folder and swapped in whole, so an interrupted retrain leaves
+    the previous bundle intact.
+    """
+    destination = model_folder(DEMO_MODEL_NAME, settings)
+    if not retrain and (destination / MANIFEST_NAME).is_file():
+        return load_bundle(destination)
+    settings.models_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=settings.models_dir, prefix=".demo-"))
+    try:
+        build_demo_bundle(staging, progress=progress)
+        replace_folder(staging, destination)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return load_bundle(destination)
+
+
+def run_demo(
+    out_dir: Path, settings: Settings, *, retrain: bool = False, progress: Progress | None = None
+) -> Analysis:
+    """Install the demonstration bundle, write a synthetic example, and analyse it into ``out_dir``."""
+    bundle = install_demo_bundle(settings, retrain=retrain, progress=progress)
+    check_writable_folder(out_dir)
+    example = out_dir / EXAMPLE_NAME
+    write_example_image(example)
+    return analyze(example, model=str(bundle.path), out_dir=out_dir / "analysis", settings=settings)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sahay.config import Settings, reload_settings
+from sahay.config import Settings, get_settings, reload_settings
 from sahay.demo import build_demo_bundle
 from sahay.models.bundle import Bundle, load_bundle
 from tests.servers import ServedFolder, serve_folder
@@ -16,12 +16,14 @@ from tests.servers import ServedFolder, serve_folder
 @pytest.fixture(autouse=True)
 def sahay_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("sahay-home")
+    # Default output folders (sahay-out/, sahay-demo/) land in a scratch folder, not the checkout.
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
     monkeypatch.setenv("SAHAY_HOME", str(home))
     # A closed port: any accidental download fails fast instead of reaching the internet.
     monkeypatch.setenv("SAHAY_MODEL_MIRROR", "http://127.0.0.1:9/unreachable")
     reload_settings()
     yield home
-    reload_settings()
+    get_settings.cache_clear()  # the next test reads its own environment
 
 
 @pytest.fixture

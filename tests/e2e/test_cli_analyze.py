@@ -127,7 +127,10 @@ def test_identifiers_are_kept_only_on_request(demo_installed: Settings, tmp_path
     code, stdout, _ = run_cli(
         capsys, "analyze", image, "-m", DEMO, "-o", tmp_path / "b", "--json", "--keep-identifiers"
     )
+    assert code == 0
     assert json.loads(stdout)["image"]["identifiers"]["PatientName"] == "Doe^Jane"
+    saved = Analysis.from_json_file(tmp_path / "b" / "analysis.json")
+    assert saved.image.identifiers is not None and saved.image.identifiers["PatientID"] == "12345"
 
 
 def _empty(folder: Path) -> Path:
@@ -166,6 +169,7 @@ BAD_INPUTS = {
     "no-pixel-data": (lambda folder: _testdata("rtplan.dcm"), "no pixel data"),
     "unsupported-photometric": (_unsupported_photometric, "HSV"),
     "missing-file": (lambda folder: folder / "absent.png", "does not exist"),
+    "directory": (lambda folder: folder, "is not a file"),
 }
 
 
@@ -254,12 +258,13 @@ def test_models_commands(settings: Settings, demo_bundle_dir: Path, capsys) -> N
     code, stdout, _ = run_cli(capsys, "models", "import", demo_bundle_dir)
     assert code == 0 and DEMO in stdout
     code, stdout, _ = run_cli(capsys, "models", "list")
-    assert DEMO in stdout and "(demo)" in stdout
+    assert code == 0 and DEMO in stdout and "(demo)" in stdout
     code, stdout, _ = run_cli(capsys, "models", "info", DEMO)
+    assert code == 0
     card = json.loads(stdout)
     assert card["demonstration"] is True and card["calibration"]["method"] == "temperature-scaling"
     code, stdout, _ = run_cli(capsys, "models", "list", "--available")
-    assert "xrv-densenet121-res224-all" in stdout
+    assert code == 0 and "xrv-densenet121-res224-all" in stdout
     code, _, stderr = run_cli(capsys, "models", "info", "absent")
     assert code == 2 and "no installed model named 'absent'" in stderr
     code, _, _ = run_cli(capsys, "models", "remove", DEMO)
@@ -293,3 +298,53 @@ def test_demo_command_trains_and_analyses_offline(settings: Settings, tmp_path: 
     assert disc.positive and disc.heatmap is not None  # the example has a disc drawn on it
     assert "DEMONSTRATION" in stdout
     assert (settings.models_dir / DEMO / "bundle.json").is_file()
+
+
+def test_a_bundle_with_bad_json_is_exit_2(settings: Settings, tmp_path: Path, capsys) -> None:
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "bundle.json").write_text("{oops")
+    code, _, stderr = run_cli(capsys, "analyze", _generated_png(tmp_path), "--model", bundle)
+    assert code == 2 and "not a valid bundle manifest" in stderr
+
+
+def test_a_model_name_that_is_a_path_is_exit_2(settings: Settings, tmp_path: Path, capsys) -> None:
+    code, _, stderr = run_cli(capsys, "models", "remove", "../../etc")
+    assert code == 2 and "is not a model name" in stderr
+
+
+def test_a_bad_setting_is_one_line_and_exit_2(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SAHAY_MAX_PIXELS", "lots")
+    from sahay.config import get_settings
+
+    get_settings.cache_clear()  # the next call reads the bad value; reload_settings() would raise here
+    code, _, stderr = run_cli(capsys, "analyze", _generated_png(tmp_path))
+    assert code == 2
+    assert "invalid setting SAHAY_MAX_PIXELS" in stderr and len(stderr.strip().splitlines()) == 1
+
+
+def test_an_unexpected_error_is_exit_1_without_a_traceback(
+    demo_installed: Settings, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sahay.pipeline
+
+    def explode(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("something nobody expected")
+
+    monkeypatch.setattr(sahay.pipeline, "read_image", explode)
+    code, _, stderr = run_cli(capsys, "analyze", _generated_png(tmp_path), "--model", DEMO)
+    assert code == 1
+    assert "internal error: RuntimeError: something nobody expected" in stderr
+    assert "sahay --debug" in stderr and "Traceback" not in stderr
+    with pytest.raises(RuntimeError):
+        main(["--debug", "analyze", str(_generated_png(tmp_path)), "--model", DEMO])
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR CS")
+def test_dicom_text_is_not_read_as_markup(demo_installed: Settings, tmp_path: Path, capsys) -> None:
+    image = write_dicom(tmp_path / "odd.dcm", np.zeros((32, 32), dtype=np.uint16) + 7, body_part="[/]")
+    code, stdout, stderr = run_cli(capsys, "analyze", image, "--model", DEMO, "--out", tmp_path / "out")
+    assert code == 0, stderr
+    assert "[/]" in stdout

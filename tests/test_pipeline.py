@@ -1,0 +1,101 @@
+"""The analysis flow's own rules: heatmap targets, output folders, and what a failure leaves behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sahay import pipeline
+from sahay.analysis import Analysis, Finding
+from sahay.config import Settings
+from sahay.demo import write_example_image
+from sahay.errors import BadInput
+from sahay.models.bundle import Bundle
+from sahay.pipeline import analyze, heatmap_targets
+from tests.factories import write_png
+
+
+def _finding(label: str, probability: float, positive: bool = False) -> Finding:
+    return Finding(label=label, probability=probability, threshold=0.5, positive=positive)
+
+
+def test_heatmaps_go_to_positive_findings() -> None:
+    findings = [_finding("a", 0.9, True), _finding("b", 0.2), _finding("c", 0.7, True)]
+    assert heatmap_targets(findings) == [0, 2]
+
+
+def test_top_three_get_heatmaps_when_none_is_positive() -> None:
+    findings = [_finding(name, p) for name, p in zip("abcde", [0.1, 0.4, 0.05, 0.3, 0.2], strict=True)]
+    assert heatmap_targets(findings) == [1, 3, 4]
+
+
+def test_labels_that_clean_to_the_same_name_get_distinct_files() -> None:
+    assert pipeline._file_stems(["a b", "a_b", "A B", "../x"]) == ["a_b", "a_b-2", "A_B-3", "x"]
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> Path:
+    path = tmp_path / "example.png"
+    write_example_image(path, disc=True)
+    return path
+
+
+def test_demonstration_overlays_carry_the_banner(demo_bundle: Bundle, example: Path, tmp_path: Path) -> None:
+    analysis = analyze(example, model=str(demo_bundle.path), out_dir=tmp_path / "out")
+    finding = next(f for f in analysis.findings if f.heatmap)
+    assert finding.heatmap is not None
+    overlay = np.asarray(Image.open(tmp_path / "out" / finding.heatmap.overlay_png))
+    bottom_band = overlay[-4:, :, :].reshape(-1, 3)
+    # The red banner (170, 0, 0) with white text runs along the bottom of every demo overlay.
+    assert (np.all(bottom_band == (170, 0, 0), axis=1)).mean() > 0.5
+
+
+def test_a_failure_while_writing_keeps_the_previous_result(
+    demo_bundle: Bundle, example: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    first = analyze(example, model=str(demo_bundle.path), out_dir=out)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def broken_overlay(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("renderer failed")
+
+    monkeypatch.setattr(pipeline, "render_overlay", broken_overlay)
+    with pytest.raises(RuntimeError):
+        analyze(example, model=str(demo_bundle.path), out_dir=out)
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    assert Analysis.from_json_file(out / "analysis.json").id == first.id
+    assert not list(out.glob(".staging-*"))
+
+
+def test_a_new_result_replaces_the_old_one_whole(demo_bundle: Bundle, example: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    analyze(example, model=str(demo_bundle.path), out_dir=out)
+    assert (out / "heatmaps").is_dir()
+    analyze(example, model=str(demo_bundle.path), out_dir=out, heatmaps=False)
+    assert not (out / "heatmaps").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["analysis.json"]
+
+
+def test_an_output_folder_that_is_a_file_is_refused_before_any_work(
+    demo_bundle: Bundle, example: Path, tmp_path: Path
+) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("keep me")
+    with pytest.raises(BadInput, match="is a file, not a folder"):
+        analyze(example, model=str(demo_bundle.path), out_dir=not_a_folder)
+    with pytest.raises(BadInput, match="not a writable folder"):
+        analyze(example, model=str(demo_bundle.path), out_dir=not_a_folder / "sub")
+    assert not_a_folder.read_text() == "keep me"
+
+
+def test_images_too_small_to_analyse_are_refused(
+    demo_bundle: Bundle, tmp_path: Path, settings: Settings
+) -> None:
+    line = write_png(tmp_path / "line.png", np.full((1, 400), 128, dtype=np.uint8))
+    with pytest.raises(BadInput, match="at least 16 pixels"):
+        analyze(line, model=str(demo_bundle.path))
