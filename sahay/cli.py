@@ -105,6 +105,9 @@ def analyze(
     keep_identifiers: Annotated[
         bool, typer.Option("--keep-identifiers", help="Keep patient and study identifiers in the result.")
     ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Analyse an image the model was not made for, with a warning.")
+    ] = False,
 ) -> None:
     """Classify an image, show where the model looked, and write analysis.json."""
     from sahay.pipeline import analyze as run_analysis
@@ -118,6 +121,7 @@ def analyze(
             out_dir=destination,
             heatmaps=heatmaps,
             keep_identifiers=keep_identifiers,
+            force=force,
             download_progress=on_download,
             on_step=lambda message: status.update(message),
         )

@@ -35,6 +35,8 @@ from sahay.models.bundle import (
     save_bundle,
 )
 from sahay.models.calibration import fit_temperature
+from sahay.models.ood import fit_reference, to_bytes
+from sahay.models.predictor import logits_and_features
 from sahay.models.preprocess import preprocess
 from sahay.models.providers import efficientnet
 from sahay.models.registry import model_folder, replace_folder
@@ -58,19 +60,25 @@ def demo_input_spec(size: int = DEMO_IMAGE_SIZE) -> InputSpec:
     )
 
 
-def _pooled_features(
+def _features(
     model: nn.Module, images: list[SyntheticImage], spec: InputSpec, progress: Progress | None
-) -> torch.Tensor:
-    features = []
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The head's input (pooled backbone output) and the out-of-domain features, for each image."""
+    head_inputs, ood_features = [], []
     batch_size = 16
-    with torch.no_grad():
-        for start in range(0, len(images), batch_size):
-            batch = torch.stack([preprocess(im.pixels, spec)[0] for im in images[start : start + batch_size]])
-            maps = model.extract_features(batch)  # type: ignore[operator]
-            features.append(F.adaptive_avg_pool2d(maps, 1).flatten(1))
-            if progress:
-                progress("extracting features", min(start + batch_size, len(images)), len(images))
-    return torch.cat(features)
+    for start in range(0, len(images), batch_size):
+        batch = torch.stack([preprocess(im.pixels, spec)[0] for im in images[start : start + batch_size]])
+        maps, features = logits_and_features(
+            model,
+            efficientnet.PROVIDER.cam_layer,
+            batch,
+            forward=model.extract_features,  # type: ignore[arg-type]
+        )
+        head_inputs.append(F.adaptive_avg_pool2d(maps, 1).flatten(1))
+        ood_features.append(features)
+        if progress:
+            progress("extracting features", min(start + batch_size, len(images)), len(images))
+    return torch.cat(head_inputs), torch.cat(ood_features)
 
 
 def _fit_head(head: nn.Linear, features: torch.Tensor, targets: torch.Tensor, steps: int, seed: int) -> None:
@@ -98,8 +106,8 @@ def build_demo_bundle(
     model = efficientnet.pretrained(len(LABELS)).eval()
     train = make_dataset(train_images, size, seed)
     val = make_dataset(val_images, size, seed + 1)
-    train_x = _pooled_features(model, train, spec, progress)
-    val_x = _pooled_features(model, val, spec, progress)
+    train_x, train_features = _features(model, train, spec, progress)
+    val_x, val_features = _features(model, val, spec, progress)
     train_y = torch.from_numpy(np.stack([im.targets for im in train]))
     val_y = torch.from_numpy(np.stack([im.targets for im in val]))
 
@@ -113,6 +121,13 @@ def build_demo_bundle(
         f"val_auroc/{label}": float(roc_auc_score(val_y[:, i].numpy(), val_logits[:, i].numpy()))
         for i, label in enumerate(LABELS)
     }
+    reference = fit_reference(
+        train_features.numpy(),
+        val_features.numpy(),
+        fitted_on=f"{train_images} synthetic training images; threshold from {val_images} held-out ones",
+        expects_greyscale=True,
+        seed=seed,
+    )
     manifest = BundleManifest(
         name=DEMO_MODEL_NAME,
         version="1",
@@ -137,8 +152,11 @@ def build_demo_bundle(
         license="Apache-2.0",
         weights=WeightsSpec(),
         demonstration=True,
+        ood=reference.spec,
     )
-    return save_bundle(folder, manifest, model.state_dict())
+    return save_bundle(
+        folder, manifest, model.state_dict(), extra_files={reference.spec.file: to_bytes(reference)}
+    )
 
 
 def write_example_image(

@@ -20,13 +20,14 @@ import numpy as np
 
 from sahay.analysis import DEMONSTRATION_BANNER, DEMONSTRATION_NOTICE, Analysis, Finding, HeatmapRef
 from sahay.config import Settings, get_settings
-from sahay.errors import BadInput
+from sahay.errors import BadInput, OutOfDomain
 from sahay.explain.cam import class_activation_maps
 from sahay.explain.overlay import render_overlay, to_image_geometry
 from sahay.fileio import atomic_write_text
 from sahay.imaging import LoadedImage, read_image
+from sahay.models.domain import assess, metadata_problems
 from sahay.models.download import ProgressCallback
-from sahay.models.predictor import Prediction, Predictor, domain_warnings
+from sahay.models.predictor import Prediction, Predictor
 from sahay.models.providers import get_provider
 from sahay.models.registry import resolve
 
@@ -52,11 +53,13 @@ def analyze(
     download_progress: ProgressCallback | None = None,
     on_step: StepCallback | None = None,
     predictor: Predictor | None = None,
+    force: bool = False,
 ) -> Analysis:
     """Analyse one image and, when ``out_dir`` is given, write ``analysis.json`` and overlays there.
 
-    Bad input raises a ``SahayError`` before anything is written. ``predictor`` lets a
-    long-lived caller (the web service) reuse a loaded model.
+    Bad input raises a ``SahayError`` before anything is written. An image the model was not
+    made for raises ``OutOfDomain`` unless ``force``, which analyses it with a warning instead.
+    ``predictor`` lets a long-lived caller (the web service) reuse a loaded model.
     """
     settings = settings or get_settings()
     step = on_step or (lambda _message: None)
@@ -77,10 +80,28 @@ def analyze(
     else:
         notes = []
     manifest = predictor.manifest
+    problems = metadata_problems(image.info, manifest, predictor.ood)
+    if problems and not force:
+        raise _refusal(image.info.filename, problems)
     step(f"running {manifest.name}")
     prediction = predictor.predict([image.pixels])[0]
+    quality = assess(image.info, manifest, predictor.ood, prediction.features, problems)
+    if quality.in_domain is False and not force:
+        raise _refusal(image.info.filename, quality.checks)
+    quality.forced = force and quality.in_domain is False
 
-    warnings = [*image.warnings, *notes, *domain_warnings(image.info, manifest)]
+    warnings = [*image.warnings, *notes]
+    if quality.forced:
+        warnings.append(
+            "Analysed although the image does not look like one the model was made for (--force): "
+            + "; ".join(quality.checks)
+            + ". The findings may mean nothing."
+        )
+    if predictor.ood is None:
+        warnings.append(
+            f"Model {manifest.name} has no out-of-domain reference, so unsuitable images are not detected. "
+            f"Fit one with `sahay models fit-ood {manifest.name} DATA`."
+        )
     if manifest.calibration.method == "none":
         warnings.append(
             f"Model {manifest.name} has no fitted calibration: "
@@ -90,6 +111,7 @@ def analyze(
         image=image.info,
         model=manifest.card(),
         findings=prediction.findings,
+        quality=quality,
         warnings=warnings,
         demonstration_notice=DEMONSTRATION_NOTICE if manifest.demonstration else None,
     )
@@ -99,6 +121,13 @@ def analyze(
         step("computing heatmaps")
     _write_outputs(analysis, image, prediction, predictor, out, heatmaps)
     return analysis
+
+
+def _refusal(filename: str, problems: list[str]) -> OutOfDomain:
+    return OutOfDomain(
+        f"{filename} does not look like an image this model was made for: {'; '.join(problems)}. "
+        "Choose another model with --model, or analyse it anyway with --force."
+    )
 
 
 def default_out_dir(image_path: str | os.PathLike[str]) -> Path:

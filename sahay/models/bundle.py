@@ -25,6 +25,8 @@ from torch import nn
 from sahay.analysis import ModelCard, Task
 from sahay.errors import BadInput, IntegrityError, ModelUnavailable
 from sahay.fileio import atomic_write_bytes, atomic_write_text, sha256_file
+from sahay.models import ood
+from sahay.models.ood import OodReference, OodSpec
 from sahay.models.providers import get_provider
 
 MANIFEST_NAME = "bundle.json"
@@ -77,6 +79,16 @@ class Calibration(BaseModel):
     fitted_on: str | None = Field(default=None, description="the data the temperature was fitted on")
 
 
+class DatasetRef(BaseModel):
+    """The training data's fingerprint; ``manifest`` lists each file's sha256 (DVC ``.dir`` style)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    manifest: str = Field(pattern=NAME_PATTERN, description="file name of the manifest inside the bundle")
+    fingerprint: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the manifest's canonical JSON")
+    files: int = Field(ge=0)
+
+
 class BundleManifest(BaseModel):
     """The schema of ``bundle.json``."""
 
@@ -99,6 +111,8 @@ class BundleManifest(BaseModel):
     license: str
     weights: WeightsSpec
     demonstration: bool = Field(default=False, description="trained on synthetic images; no clinical meaning")
+    ood: OodSpec | None = Field(default=None, description="out-of-domain reference; None until one is fitted")
+    dataset: DatasetRef | None = None
 
     @model_validator(mode="after")
     def _check_labels(self) -> BundleManifest:
@@ -142,6 +156,14 @@ class Bundle:
     def weights_path(self) -> Path:
         return self.path / self.manifest.weights.file
 
+    def files(self) -> list[str]:
+        """Names of every file the bundle consists of, ``bundle.json`` first."""
+        manifest = self.manifest
+        names = [MANIFEST_NAME, manifest.weights.file]
+        names += [manifest.ood.file] if manifest.ood else []
+        names += [manifest.dataset.manifest] if manifest.dataset else []
+        return names
+
     def verify(self) -> None:
         """Check that the weights file is there and matches the recorded sha256."""
         if not self.weights_path.is_file():
@@ -168,6 +190,19 @@ class Bundle:
                 f"{self.manifest.architecture} with {len(self.manifest.labels)} outputs ({exc})"
             ) from exc
         return model.eval()
+
+    def load_ood(self) -> OodReference | None:
+        """The out-of-domain reference, or None when the bundle has none."""
+        spec = self.manifest.ood
+        if spec is None:
+            return None
+        path = self.path / spec.file
+        try:
+            return ood.from_bytes(path.read_bytes(), spec)
+        except (OSError, ValueError, KeyError) as exc:
+            raise IntegrityError(
+                f"bundle {self.name}: out-of-domain reference {path} is unreadable ({exc})"
+            ) from exc
 
 
 def load_bundle(path: str | os.PathLike[str]) -> Bundle:
@@ -196,9 +231,17 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     return Bundle(path=folder, manifest=manifest)
 
 
-def save_bundle(folder: Path, manifest: BundleManifest, state_dict: dict[str, torch.Tensor]) -> Bundle:
-    """Write weights then ``bundle.json`` (last, so a half-written bundle is never valid)."""
+def save_bundle(
+    folder: Path,
+    manifest: BundleManifest,
+    state_dict: dict[str, torch.Tensor],
+    *,
+    extra_files: dict[str, bytes] | None = None,
+) -> Bundle:
+    """Write weights and ``extra_files``, then ``bundle.json`` last: a half-written bundle is never valid."""
     folder.mkdir(parents=True, exist_ok=True)
+    for name, data in (extra_files or {}).items():
+        atomic_write_bytes(folder / name, data)
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}, buffer)
     weights_path = folder / manifest.weights.file
@@ -208,6 +251,14 @@ def save_bundle(folder: Path, manifest: BundleManifest, state_dict: dict[str, to
     )
     atomic_write_text(folder / MANIFEST_NAME, manifest.model_dump_json(indent=2) + "\n")
     return Bundle(path=folder, manifest=manifest)
+
+
+def with_ood(bundle: Bundle, reference: OodReference) -> Bundle:
+    """Store a new out-of-domain reference in an existing bundle (the reference file first)."""
+    atomic_write_bytes(bundle.path / reference.spec.file, ood.to_bytes(reference))
+    manifest = bundle.manifest.model_copy(update={"ood": reference.spec})
+    atomic_write_text(bundle.path / MANIFEST_NAME, manifest.model_dump_json(indent=2) + "\n")
+    return Bundle(path=bundle.path, manifest=manifest)
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -7,17 +7,20 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from sahay.analysis import Finding, ImageInfo
+from sahay.analysis import Finding
 from sahay.models.bundle import Bundle, BundleManifest
 from sahay.models.calibration import probabilities
+from sahay.models.ood import OodReference
 from sahay.models.preprocess import CropBox, preprocess
+from sahay.models.providers import get_provider
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,9 @@ class Prediction:
     input_tensor: torch.Tensor
     """The (C, H, W) tensor the network saw, kept so that heatmaps reuse it."""
     crop: CropBox
+    features: np.ndarray
+    """The pooled output of the provider's ``cam_layer``: the image's feature vector."""
+    logits: np.ndarray
 
 
 class Predictor:
@@ -35,14 +41,16 @@ class Predictor:
         self.bundle = bundle
         self.device = torch.device(device)
         self.model: nn.Module = bundle.load_model().to(self.device)
+        self.feature_layer = get_provider(bundle.manifest.architecture).cam_layer
+        self.ood: OodReference | None = bundle.load_ood()
 
     @property
     def manifest(self) -> BundleManifest:
         return self.bundle.manifest
 
-    def logits(self, batch: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            return self.model(batch.to(self.device)).float().cpu()
+    def forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and pooled features of a preprocessed batch, from one forward pass."""
+        return logits_and_features(self.model, self.feature_layer, batch.to(self.device))
 
     def predict(self, images: Sequence[np.ndarray], batch_size: int = 8) -> list[Prediction]:
         """Predict every image (each (H, W) or (H, W, 3) in [0, 1]), ``batch_size`` at a time."""
@@ -52,10 +60,10 @@ class Predictor:
         results: list[Prediction] = []
         for start in range(0, len(prepared), batch_size):
             chunk = prepared[start : start + batch_size]
-            logits = self.logits(torch.stack([tensor for tensor, _ in chunk]))
+            logits, features = self.forward(torch.stack([tensor for tensor, _ in chunk]))
             probs = probabilities(logits, self.manifest.calibration.temperature, self.manifest.task)
-            for (tensor, box), row in zip(chunk, probs, strict=True):
-                results.append(Prediction(self._findings(row), tensor, box))
+            for (tensor, box), row, vector, raw in zip(chunk, probs, features, logits, strict=True):
+                results.append(Prediction(self._findings(row), tensor, box, vector.numpy(), raw.numpy()))
         return results
 
     def _findings(self, probs: torch.Tensor) -> list[Finding]:
@@ -74,17 +82,21 @@ class Predictor:
         return findings
 
 
-def domain_warnings(info: ImageInfo, manifest: BundleManifest) -> list[str]:
-    """Say where the image's metadata disagrees with what the model was made for."""
-    warnings = []
-    if manifest.modalities and info.modality and info.modality.upper() not in manifest.modalities:
-        warnings.append(
-            f"The image's modality is {info.modality}, but model {manifest.name} was made for "
-            f"{', '.join(manifest.modalities)}; its output may not mean anything for this image."
-        )
-    if manifest.body_part and info.body_part and info.body_part.upper() != manifest.body_part.upper():
-        warnings.append(
-            f"The image's body part is {info.body_part}, but model {manifest.name} was made for "
-            f"{manifest.body_part}; its output may not mean anything for this image."
-        )
-    return warnings
+def logits_and_features(
+    model: nn.Module,
+    layer_name: str,
+    batch: torch.Tensor,
+    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``forward`` (default: the model) once; return its output and ``layer_name``'s pooled output."""
+    captured: list[torch.Tensor] = []
+    handle = model.get_submodule(layer_name).register_forward_hook(
+        lambda _module, _inputs, output: captured.append(output)
+    )
+    try:
+        with torch.no_grad():
+            output = (forward or model)(batch)
+    finally:
+        handle.remove()
+    features = F.adaptive_avg_pool2d(captured[0], 1).flatten(1)
+    return output.float().cpu(), features.float().cpu()

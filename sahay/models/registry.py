@@ -123,8 +123,8 @@ def _import_bundle_folder(folder: Path, settings: Settings, *, force: bool) -> B
     settings.models_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=settings.models_dir, prefix=".import-"))
     try:
-        shutil.copy2(folder / MANIFEST_NAME, staging / MANIFEST_NAME)
-        shutil.copy2(source.weights_path, staging / source.manifest.weights.file)
+        for name in source.files():
+            shutil.copy2(folder / name, staging / name)
         replace_folder(staging, destination)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

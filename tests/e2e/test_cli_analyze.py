@@ -71,13 +71,19 @@ IMAGES = {
 def test_analyze_writes_findings_and_heatmaps(
     kind: str, demo_installed: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # None of these is the demo model's kind of image, so each must be forced through.
     image = IMAGES[kind](tmp_path)
     out = tmp_path / "out"
-    code, stdout, stderr = run_cli(capsys, "analyze", image, "--model", DEMO, "--out", out)
+    code, _, stderr = run_cli(capsys, "analyze", image, "--model", DEMO, "--out", out)
+    assert code == 2 and "does not look like an image this model was made for" in stderr
+    assert not out.exists()
+    code, stdout, stderr = run_cli(capsys, "analyze", image, "--model", DEMO, "--out", out, "--force")
     assert code == 0, stderr
 
     analysis = Analysis.from_json_file(out / "analysis.json")
-    assert analysis.schema_version == "1.0"
+    assert analysis.schema_version == "1.1"
+    assert analysis.quality is not None and analysis.quality.forced and not analysis.quality.in_domain
+    assert any("--force" in w for w in analysis.warnings)
     assert analysis.model.name == DEMO and analysis.model.demonstration
     assert "no clinical meaning" in (analysis.demonstration_notice or "")
     assert analysis.image.identifiers is None
@@ -102,7 +108,7 @@ def test_analyze_writes_findings_and_heatmaps(
 def test_json_flag_prints_only_the_analysis(demo_installed: Settings, tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
     code, stdout, _ = run_cli(
-        capsys, "analyze", _testdata("CT_small.dcm"), "--model", DEMO, "--out", out, "--json"
+        capsys, "analyze", _testdata("CT_small.dcm"), "--model", DEMO, "--out", out, "--json", "--force"
     )
     assert code == 0
     printed = json.loads(stdout)
@@ -113,7 +119,9 @@ def test_json_flag_prints_only_the_analysis(demo_installed: Settings, tmp_path: 
 
 def test_no_heatmaps_flag(demo_installed: Settings, tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
-    code, _, _ = run_cli(capsys, "analyze", _generated_png(tmp_path), "-m", DEMO, "-o", out, "--no-heatmaps")
+    code, _, _ = run_cli(
+        capsys, "analyze", _generated_png(tmp_path), "-m", DEMO, "-o", out, "--no-heatmaps", "--force"
+    )
     assert code == 0
     assert not (out / "heatmaps").exists()
     assert all(f.heatmap is None for f in Analysis.from_json_file(out / "analysis.json").findings)
@@ -121,11 +129,11 @@ def test_no_heatmaps_flag(demo_installed: Settings, tmp_path: Path, capsys) -> N
 
 def test_identifiers_are_kept_only_on_request(demo_installed: Settings, tmp_path: Path, capsys) -> None:
     image = _generated_chest_dicom(tmp_path)
-    code, stdout, _ = run_cli(capsys, "analyze", image, "-m", DEMO, "-o", tmp_path / "a", "--json")
+    code, stdout, _ = run_cli(capsys, "analyze", image, "-m", DEMO, "-o", tmp_path / "a", "--json", "--force")
     assert code == 0 and json.loads(stdout)["image"]["identifiers"] is None
     assert "Doe" not in (tmp_path / "a" / "analysis.json").read_text()
     code, stdout, _ = run_cli(
-        capsys, "analyze", image, "-m", DEMO, "-o", tmp_path / "b", "--json", "--keep-identifiers"
+        capsys, "analyze", image, "-m", DEMO, "-o", tmp_path / "b", "--json", "--keep-identifiers", "--force"
     )
     assert code == 0
     assert json.loads(stdout)["image"]["identifiers"]["PatientName"] == "Doe^Jane"
@@ -237,19 +245,22 @@ def test_first_chest_analysis_pulls_the_default_model(
     assert code == 0 and len(xrv_server.requests) == requests
 
 
-def test_model_metadata_mismatch_is_warned(xrv_server: ServedFolder, tmp_path: Path, capsys) -> None:
+def test_a_chest_model_refuses_a_head_ct_unless_forced(
+    xrv_server: ServedFolder, tmp_path: Path, capsys
+) -> None:
+    ct = _testdata("CT_small.dcm")
+    code, _, stderr = run_cli(
+        capsys, "analyze", ct, "--model", "xrv-densenet121-res224-all", "--out", tmp_path / "o"
+    )
+    assert code == 2 and "its modality is CT" in stderr and "--force" in stderr
+    assert not (tmp_path / "o").exists()
     code, stdout, _ = run_cli(
-        capsys,
-        "analyze",
-        _testdata("CT_small.dcm"),
-        "--model",
-        "xrv-densenet121-res224-all",
-        "--json",
-        "--no-heatmaps",
+        capsys, "analyze", ct, "--model", "xrv-densenet121-res224-all", "--json", "--no-heatmaps", "--force"
     )
     assert code == 0
-    warnings = json.loads(stdout)["warnings"]
-    assert any("modality is CT" in w for w in warnings)
+    analysis = json.loads(stdout)
+    assert analysis["quality"]["forced"] is True
+    assert any("modality is CT" in w for w in analysis["warnings"])
 
 
 def test_models_commands(settings: Settings, demo_bundle_dir: Path, capsys) -> None:
@@ -345,6 +356,22 @@ def test_an_unexpected_error_is_exit_1_without_a_traceback(
 @pytest.mark.filterwarnings("ignore:Invalid value for VR CS")
 def test_dicom_text_is_not_read_as_markup(demo_installed: Settings, tmp_path: Path, capsys) -> None:
     image = write_dicom(tmp_path / "odd.dcm", np.zeros((32, 32), dtype=np.uint16) + 7, body_part="[/]")
-    code, stdout, stderr = run_cli(capsys, "analyze", image, "--model", DEMO, "--out", tmp_path / "out")
+    code, stdout, stderr = run_cli(
+        capsys, "analyze", image, "--model", DEMO, "--out", tmp_path / "out", "--force"
+    )
     assert code == 0, stderr
     assert "[/]" in stdout
+
+
+def test_an_image_of_the_models_own_kind_is_in_domain(
+    demo_installed: Settings, tmp_path: Path, capsys
+) -> None:
+    from sahay.demo import write_example_image
+
+    example = tmp_path / "example.png"
+    write_example_image(example)
+    code, stdout, stderr = run_cli(capsys, "analyze", example, "--model", DEMO, "--json", "--no-heatmaps")
+    assert code == 0, stderr
+    quality = json.loads(stdout)["quality"]
+    assert quality["in_domain"] is True and quality["checks"] == []
+    assert quality["ood_score"] <= quality["ood_threshold"]

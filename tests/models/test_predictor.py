@@ -5,10 +5,9 @@ import pytest
 import torch
 
 from sahay.models.bundle import Bundle, save_bundle
-from sahay.models.predictor import Predictor, domain_warnings
+from sahay.models.predictor import Predictor
 from sahay.models.preprocess import preprocess
 from sahay.training.synthetic import make_dataset
-from tests.factories import image_info
 
 
 def test_probabilities_are_the_temperature_scaled_sigmoid_of_the_logits(demo_bundle: Bundle) -> None:
@@ -46,7 +45,11 @@ def test_model_detects_what_was_drawn(demo_bundle: Bundle) -> None:
 
 def test_multiclass_marks_only_the_top_class_positive(demo_bundle: Bundle, tmp_path) -> None:
     manifest = demo_bundle.manifest.model_copy(
-        update={"task": "multiclass", "thresholds": dict.fromkeys(demo_bundle.manifest.labels, 0.0)}
+        update={
+            "ood": None,
+            "task": "multiclass",
+            "thresholds": dict.fromkeys(demo_bundle.manifest.labels, 0.0),
+        }
     )
     bundle = save_bundle(tmp_path / "mc", manifest, demo_bundle.load_model().state_dict())
     predictor = Predictor(bundle)
@@ -55,13 +58,3 @@ def test_multiclass_marks_only_the_top_class_positive(demo_bundle: Bundle, tmp_p
         assert sum(probabilities) == pytest.approx(1.0, abs=1e-5)
         assert [f.positive for f in prediction.findings].count(True) == 1
         assert prediction.findings[int(np.argmax(probabilities))].positive
-
-
-def test_domain_warnings_name_the_mismatch(demo_bundle: Bundle) -> None:
-    chest = demo_bundle.manifest.model_copy(update={"modalities": ["CR", "DX"], "body_part": "CHEST"})
-    assert domain_warnings(image_info(modality="CR", body_part="CHEST"), chest) == []
-    assert domain_warnings(image_info(), chest) == []
-    (warning,) = domain_warnings(image_info(modality="CT", body_part="CHEST"), chest)
-    assert "modality is CT" in warning and "CR, DX" in warning
-    (warning,) = domain_warnings(image_info(modality="CR", body_part="CSPINE"), chest)
-    assert "body part is CSPINE" in warning

@@ -154,7 +154,7 @@ def test_an_installed_model_for_the_modality_is_chosen_and_demos_never_are(
         resolve(None, image_info(modality="CT"), settings)
     demo = installed(settings)[0]
     ct_manifest = demo.manifest.model_copy(
-        update={"name": "ct-model", "modalities": ["CT"], "demonstration": False}
+        update={"ood": None, "name": "ct-model", "modalities": ["CT"], "demonstration": False}
     )
     from sahay.models.bundle import save_bundle
 

@@ -21,8 +21,13 @@ class Provider:
     build: Callable[[int], nn.Module]
     """Return the network with ``num_outputs`` logits, randomly initialised."""
     cam_layer: str
-    """Dotted module path of the last spatial layer, the one Grad-CAM reads."""
+    """Dotted module path of the last spatial layer: Grad-CAM reads it, and its pooled output is the
+    image's feature vector (out-of-domain reference, similar cases)."""
     in_channels: int
+    head: str
+    """Dotted module path of the final linear layer, trained alone before the whole network."""
+    pretrained: Callable[[int], nn.Module] | None = None
+    """The network with pretrained backbone weights available offline and a new head, if there are any."""
 
 
 def _registry() -> dict[str, Provider]:

@@ -43,4 +43,6 @@ PROVIDER = Provider(
     build=build,
     cam_layer="_bn1",
     in_channels=3,
+    head="_fc",
+    pretrained=pretrained,
 )

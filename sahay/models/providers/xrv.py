@@ -26,4 +26,5 @@ PROVIDER = Provider(
     # Not features.norm5: xrv applies an in-place ReLU to its output, which breaks gradient hooks.
     cam_layer="features.denseblock4",
     in_channels=1,
+    head="classifier",
 )
