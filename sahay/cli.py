@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -40,9 +40,11 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="List, pull, import and inspect model bundles.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+runs_app = typer.Typer(help="Training and evaluation runs tracked in MLflow.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)  # long lines stay whole when piped; tables still fit the width
+err = Console(stderr=True, soft_wrap=True)
 
 
 @app.callback()
@@ -71,6 +73,7 @@ def download_bar() -> Iterator[ProgressCallback]:
         TimeRemainingColumn(),
         console=err,
         transient=True,
+        disable=not err.is_terminal,
     )
     task: list[TaskID] = []
 
@@ -179,7 +182,7 @@ def demo(
     """Train a demonstration model on synthetic images and analyse a synthetic example (offline)."""
     from sahay.demo import DEMO_MODEL_NAME, EXAMPLE_NAME, run_demo
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), console=err, transient=True) as bar:
+    with _stage_bar() as bar:
         task = bar.add_task("preparing the demonstration model", total=None)
 
         def on_progress(stage: str, done: int, total: int) -> None:
@@ -188,6 +191,17 @@ def demo(
         analysis = run_demo(out_dir, get_settings(), retrain=retrain, progress=on_progress)
     print_analysis(analysis, out_dir / "analysis")
     out.print(f"Try: sahay analyze {escape(str(out_dir / EXAMPLE_NAME))} --model {DEMO_MODEL_NAME}")
+
+
+def _stage_bar() -> Progress:
+    """A transient bar on stderr, shown only on a terminal (logs and pipes get none)."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
 
 
 def _table(*columns: str) -> Table:
@@ -280,6 +294,229 @@ def models_remove(name: Annotated[str, typer.Argument(help="Installed model name
 
     folder = remove(name, get_settings())
     out.print(f"Removed {folder}")
+
+
+def _dataset_options(
+    image_column: str | None,
+    patient_column: str | None,
+    labels: str | None,
+    split_column: str | None,
+    uncertain: str,
+) -> dict[str, Any]:
+    return {
+        "image_column": image_column,
+        "patient_column": patient_column,
+        "label_columns": [name.strip() for name in labels.split(",")] if labels else None,
+        "split_column": split_column,
+        "uncertain": uncertain,
+    }
+
+
+ImageColumn = Annotated[str | None, typer.Option(help="CSV: the image path column (default: auto-detect).")]
+PatientColumn = Annotated[str | None, typer.Option(help="CSV: the patient ID column (default: auto-detect).")]
+LabelColumns = Annotated[str | None, typer.Option("--labels", help="CSV: comma-separated label columns.")]
+SplitColumn = Annotated[str | None, typer.Option(help="CSV: a column naming each row's split.")]
+Uncertain = Annotated[
+    str, typer.Option(help="CSV: blank or -1 labels are ignored, or treated as 0 or 1: ignore|zero|one.")
+]
+
+
+@app.command("train")
+def train_command(
+    data: Annotated[Path, typer.Argument(help="An ImageFolder (train/<class>/...) or a CSV of labels.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the bundle.")],
+    task: Annotated[
+        str | None, typer.Option(help="multiclass or multilabel (default: from the data).")
+    ] = None,
+    backbone: Annotated[
+        str, typer.Option(help="efficientnet-lite0 or xrv-densenet121.")
+    ] = "efficientnet-lite0",
+    epochs: Annotated[int, typer.Option(help="Most epochs to train.")] = 10,
+    head_epochs: Annotated[int, typer.Option(help="Epochs that train the head alone first.")] = 1,
+    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 16,
+    lr: Annotated[float, typer.Option(help="Learning rate of the head (the backbone gets a tenth).")] = 1e-3,
+    image_size: Annotated[int, typer.Option(help="Input side in pixels.")] = 224,
+    seed: Annotated[int, typer.Option(help="Seed for splits, shuffling and augmentation.")] = 0,
+    patience: Annotated[int, typer.Option(help="Stop after this many epochs without better val AUROC.")] = 3,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
+    target_sensitivity: Annotated[
+        float | None, typer.Option(help="Choose thresholds for this sensitivity instead of Youden's J.")
+    ] = None,
+    horizontal_flip: Annotated[
+        bool, typer.Option("--horizontal-flip", help="Augment with flips (off: they break laterality).")
+    ] = False,
+    modality: Annotated[
+        list[str] | None, typer.Option(help="DICOM modality the model is for (repeatable).")
+    ] = None,
+    body_part: Annotated[str | None, typer.Option(help="DICOM body part the model is for.")] = None,
+    name: Annotated[str | None, typer.Option(help="Bundle name (default: the --out folder's name).")] = None,
+    image_column: ImageColumn = None,
+    patient_column: PatientColumn = None,
+    labels: LabelColumns = None,
+    split_column: SplitColumn = None,
+    uncertain: Uncertain = "ignore",
+) -> None:
+    """Fine-tune a model on your dataset and write a bundle that `sahay analyze --model` uses."""
+    from sahay.training.train import TrainEvent, TrainOptions, train
+
+    options = TrainOptions(
+        backbone=backbone,
+        task=task,  # type: ignore[arg-type]  # checked by load_dataset
+        epochs=epochs,
+        head_epochs=head_epochs,
+        batch_size=batch_size,
+        lr=lr,
+        image_size=image_size,
+        seed=seed,
+        patience=patience,
+        threshold_method="sensitivity" if target_sensitivity is not None else "youden",
+        target_sensitivity=target_sensitivity,
+        horizontal_flip=horizontal_flip,
+        modalities=tuple(modality or ()),
+        body_part=body_part,
+        name=name,
+        **_dataset_options(image_column, patient_column, labels, split_column, uncertain),
+    )
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=err,
+        transient=True,
+    )
+
+    def on_event(event: TrainEvent) -> None:
+        if event.kind == "scan":
+            bar.update(
+                task_id, description="reading images", completed=event.done, total=event.total, info=""
+            )
+        elif event.kind == "batch":
+            bar.update(
+                task_id,
+                description=f"epoch {event.epoch}/{epochs}",
+                completed=event.done,
+                total=event.total,
+                info=f"loss {event.loss:.4f}",
+            )
+        elif event.kind == "epoch" and event.record is not None:
+            r = event.record
+            auroc = "n/a" if r.val_auroc is None else f"{r.val_auroc:.4f}"
+            err.print(
+                f"epoch {r.epoch} ({r.phase}): train loss {r.train_loss:.4f}, "
+                f"val loss {r.val_loss:.4f}, val AUROC {auroc}"
+            )
+
+    with bar:
+        task_id = bar.add_task("preparing", total=None, info="")
+        try:
+            result = train(data, out_dir, options, resume=resume, settings=get_settings(), progress=on_event)
+        except KeyboardInterrupt:
+            err.print(
+                "[yellow]interrupted:[/] the last completed epoch is checkpointed; "
+                "run the same command with --resume to continue"
+            )
+            raise typer.Exit(130) from None
+    manifest = result.bundle.manifest
+    for note in result.notes:
+        err.print(f"[dim]note:[/] {escape(note)}")
+    table = _table("Metric", "Value")
+    for key, value in manifest.metrics.items():
+        table.add_row(escape(key), f"{value:.4f}")
+    out.print(table)
+    out.print(
+        f"Best epoch {result.best_epoch}; calibration temperature {manifest.calibration.temperature:.3f}; "
+        f"MLflow run {result.run_id}"
+    )
+    path = escape(str(result.bundle.path))
+    out.print(f"Wrote the bundle {path}. Use it with: sahay analyze IMAGE --model {path}")
+
+
+@app.command("evaluate")
+def evaluate_command(
+    bundle: Annotated[str, typer.Argument(help="Installed model name or bundle folder.")],
+    data: Annotated[Path, typer.Argument(help="An ImageFolder or a CSV of labels, like the training data.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics.json and plots.")],
+    split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
+    image_column: ImageColumn = None,
+    patient_column: PatientColumn = None,
+    labels: LabelColumns = None,
+    split_column: SplitColumn = None,
+    uncertain: Uncertain = "ignore",
+) -> None:
+    """Measure a model on a labelled dataset: metrics.json, ROC, PR, confusion and calibration plots."""
+    from sahay.training.evaluate import METRICS_FILE, evaluate
+
+    options = _dataset_options(image_column, patient_column, labels, split_column, uncertain)
+    with _stage_bar() as bar:
+        task_id = bar.add_task("preparing", total=None)
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            bar.update(task_id, description=stage, completed=done, total=total)
+
+        metrics = evaluate(bundle, data, out=out_dir, split=split, progress=on_progress, **options)
+    table = _table("Label", "AUROC (95% CI)", "Sensitivity", "Specificity", "F1")
+    for label, values in metrics["per_label"].items():
+        ci = values["auroc_ci95"]
+        auroc = "n/a" if values["auroc"] is None else f"{values['auroc']:.3f}"
+        if ci:
+            auroc += f" ({ci[0]:.3f}-{ci[1]:.3f})"
+        table.add_row(
+            escape(label), auroc, *(_number(values[k]) for k in ("sensitivity", "specificity", "f1"))
+        )
+    out.print(table)
+    out.print(
+        f"accuracy {_number(metrics['accuracy'])}; ECE {_number(metrics['ece']['calibrated'])} calibrated, "
+        f"{_number(metrics['ece']['uncalibrated'])} uncalibrated"
+    )
+    out.print(f"Wrote {escape(str(out_dir / METRICS_FILE))} and plots; MLflow run {metrics['mlflow_run_id']}")
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+@models_app.command("fit-ood")
+def models_fit_ood(
+    bundle: Annotated[str, typer.Argument(help="Installed model name or bundle folder.")],
+    data: Annotated[Path, typer.Argument(help="Images the model should accept: an ImageFolder or a CSV.")],
+    percentile: Annotated[float, typer.Option(help="Held-out percentile that sets the threshold.")] = 99.0,
+    image_column: ImageColumn = None,
+    patient_column: PatientColumn = None,
+    labels: LabelColumns = None,
+    split_column: SplitColumn = None,
+) -> None:
+    """Fit the model's out-of-domain reference from local images (e.g. for a pulled model)."""
+    from sahay.training.reference import fit_ood
+
+    options = _dataset_options(image_column, patient_column, labels, split_column, "ignore")
+    options.pop("uncertain")
+    updated = fit_ood(bundle, data, percentile=percentile, **options)
+    spec = updated.manifest.ood
+    assert spec is not None
+    out.print(
+        f"Fitted the out-of-domain reference of {escape(updated.name)}: {spec.reference_size} images, "
+        f"threshold {spec.threshold:.4f} ({spec.percentile:g}th percentile of held-out scores)"
+    )
+
+
+@runs_app.command("list")
+def runs_list(limit: Annotated[int, typer.Option(help="How many runs to show.")] = 20) -> None:
+    """Show recent training and evaluation runs tracked in MLflow."""
+    from sahay.training.tracking import list_runs, tracking_uri
+
+    settings = get_settings()
+    runs = list_runs(settings, limit=limit)
+    if not runs:
+        out.print(f"No runs yet in {escape(tracking_uri(settings))}.")
+        return
+    table = _table("Run", "Kind", "Name", "Status", "Started (UTC)", "Key metric")
+    table.columns[1].no_wrap = table.columns[4].no_wrap = True
+    for run in runs:
+        key = next((k for k in ("val_auroc_macro", "macro_auroc") if k in run.metrics), None)
+        metric = f"{key} {run.metrics[key]:.3f}" if key else ""
+        started = run.started.strftime("%Y-%m-%d %H:%M")
+        table.add_row(run.run_id, run.kind, escape(run.name), run.status.lower(), started, metric)
+    out.print(table)
 
 
 def main(argv: list[str] | None = None) -> None:

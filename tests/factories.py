@@ -197,3 +197,18 @@ def image_info(**fields: object) -> ImageInfo:
     }
     base.update(fields)
     return ImageInfo.model_validate(base)
+
+
+def write_shapes_dataset(root: Path, *, train: int, test: int, size: int = 64, seed: int = 0) -> Path:
+    """An ImageFolder of two visibly different classes ("disc" and "stripes"), as 8-bit PNGs."""
+    from sahay.training.synthetic import make_image
+
+    rng = np.random.default_rng(seed)
+    for split, count in (("train", train), ("test", test)):
+        for label in ("disc", "stripes"):
+            folder = root / split / label
+            folder.mkdir(parents=True, exist_ok=True)
+            for index in range(count):
+                image = make_image(rng, size, disc=label == "disc", stripes=label == "stripes")
+                write_png(folder / f"{label}-{index:03d}.png", np.round(image.pixels * 255).astype(np.uint8))
+    return root

@@ -73,9 +73,8 @@ class Predictor:
         for index, label in enumerate(manifest.labels):
             probability = float(probs[index])
             threshold = manifest.thresholds[label]
-            positive = probability >= threshold
-            if manifest.task == "multiclass":
-                positive = positive and index == top  # one class per image
+            # A multiclass model names one class per image; its thresholds are one-vs-rest, for reference.
+            positive = index == top if manifest.task == "multiclass" else probability >= threshold
             findings.append(
                 Finding(label=label, probability=probability, threshold=threshold, positive=positive)
             )

@@ -64,6 +64,8 @@ def locate(name_or_path: str, settings: Settings) -> Bundle | None:
         return load_bundle(candidate)
     if candidate.exists():
         raise ModelUnavailable(f"{candidate} is not a model bundle: it has no {MANIFEST_NAME}")
+    if len(candidate.parts) > 1:
+        raise ModelUnavailable(f"there is no bundle folder at {candidate}; check the path")
     return find_installed(name_or_path, settings)
 
 

@@ -417,7 +417,11 @@ def _threshold_for(column: LabelColumn, method: ThresholdMethod, target_sensitiv
     else:
         assert target_sensitivity is not None
         best = int(np.argmax(tpr >= target_sensitivity))  # thresholds decrease, tpr rises
-    return float(np.clip(cut[best], 0.0, 1.0))  # the first threshold is inf
+    # Halfway to the next lower score: the same decisions on these data, but the threshold does not
+    # sit on a held-out score, which on well-separated data would be a calibrated 0.99999.
+    lower = cut[best + 1] if best + 1 < len(cut) else 0.0
+    chosen = cut[best] if np.isinf(cut[best]) else (cut[best] + lower) / 2
+    return float(np.clip(chosen, 0.0, 1.0))  # the first threshold is inf
 
 
 def choose_thresholds(
@@ -432,14 +436,15 @@ def choose_thresholds(
 
     ``"youden"`` maximises Youden's J = sensitivity + specificity - 1 on the ROC curve;
     ``"sensitivity"`` takes the highest threshold whose sensitivity reaches
-    ``target_sensitivity``. A label with one class present falls back to 0.5 (multilabel) or
-    1/K (multiclass). Multiclass thresholds are one-vs-rest and informational only.
+    ``target_sensitivity``. The threshold is placed halfway between the chosen score and the
+    next lower one. A label with one class present falls back to 0.5 (multilabel) or 1/K
+    (multiclass). Multiclass thresholds are one-vs-rest and informational only.
 
     >>> choose_thresholds([[0], [0], [1], [1]], [[0.1], [0.3], [0.6], [0.9]], "multilabel")
-    array([0.6])
+    array([0.45])
     >>> choose_thresholds([[0], [0], [1], [1]], [[0.1], [0.3], [0.6], [0.9]], "multilabel",
     ...                   method="sensitivity", target_sensitivity=0.5)
-    array([0.9])
+    array([0.75])
     """
     if method not in ("youden", "sensitivity"):
         raise ValueError(f"method must be 'youden' or 'sensitivity', got {method!r}")

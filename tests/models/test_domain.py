@@ -40,19 +40,25 @@ def test_knn_score_is_the_mean_cosine_distance_to_the_nearest() -> None:
     assert knn_scores(reference, query, k=2)[0] == pytest.approx((0 + (1 - np.sqrt(0.5))) / 2)
 
 
-def test_threshold_is_the_percentile_of_held_out_scores() -> None:
+def test_threshold_separates_new_in_domain_vectors_from_shifted_ones() -> None:
     rng = np.random.default_rng(0)
-    train = rng.normal(size=(200, 16)) + 5
-    heldout = rng.normal(size=(100, 16)) + 5
-    reference = fit_reference(train, heldout, fitted_on="test", expects_greyscale=True, k=3, percentile=90)
-    scores = np.concatenate(
-        [
-            knn_scores(reference.vectors, normalise(heldout), 3),
-            knn_scores(reference.vectors, reference.vectors, 3, exclude_self=True),
-        ]
-    )
-    assert reference.spec.threshold == pytest.approx(np.percentile(scores, 90))
-    assert reference.spec.reference_size == 200
+    centre = rng.normal(size=16) * 3
+
+    def sample(n: int, shift: float = 0.0) -> np.ndarray:
+        return centre + shift + rng.normal(size=(n, 16))
+
+    reference = fit_reference(sample(60), sample(12), fitted_on="test", expects_greyscale=True)
+    fresh = knn_scores(reference.vectors, normalise(sample(2000)), reference.spec.k)
+    shifted = knn_scores(reference.vectors, normalise(sample(200, shift=4.0)), reference.spec.k)
+    assert (fresh > reference.spec.threshold).mean() <= 0.02
+    assert (shifted > reference.spec.threshold).mean() >= 0.95
+    plain = fit_reference(sample(60), sample(12), fitted_on="test", expects_greyscale=True, margin=0.0)
+    assert plain.spec.threshold < reference.spec.threshold
+
+
+def test_a_reference_needs_enough_images() -> None:
+    with pytest.raises(ValueError, match="at least 10 images"):
+        fit_reference(np.ones((4, 3)), np.ones((2, 3)), fitted_on="x", expects_greyscale=True)
 
 
 def _refused(predictor: Predictor, images: list[np.ndarray]) -> np.ndarray:

@@ -1,0 +1,51 @@
+"""Fit or refit a bundle's out-of-domain reference from any local dataset.
+
+This covers pulled models such as TorchXRayVision's, whose training data users do not have,
+and lets a site recalibrate what counts as "its" images. Labels are not used: the reference
+comes from the dataset's train split, and the threshold from its validation split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sahay.config import Settings, get_settings
+from sahay.imaging import read_image
+from sahay.models.bundle import Bundle, with_ood
+from sahay.models.ood import fit_reference
+from sahay.models.providers import get_provider
+from sahay.training.datasets import load_dataset, scan_images
+from sahay.training.evaluate import find_bundle
+from sahay.training.inference import infer
+
+
+def fit_ood(
+    bundle_ref: str,
+    data: Path,
+    *,
+    percentile: float = 99.0,
+    settings: Settings | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    **dataset_options: Any,
+) -> Bundle:
+    settings = settings or get_settings()
+    bundle = find_bundle(bundle_ref, settings)
+    dataset = load_dataset(data, **dataset_options)
+    scan = scan_images(dataset, settings=settings, progress=progress)
+    model = bundle.load_model()
+    layer = get_provider(bundle.manifest.architecture).cam_layer
+    train, val = scan.readable["train"], scan.readable["val"]
+    _, train_features, _ = infer(model, layer, train, bundle.manifest.input, settings=settings)
+    _, val_features, _ = infer(model, layer, val, bundle.manifest.input, settings=settings)
+    greyscale = all(read_image(s.path, settings=settings).pixels.ndim == 2 for s in train[:32])
+    reference = fit_reference(
+        train_features,
+        val_features,
+        fitted_on=f"{len(train)} images of {data.name} (dataset {scan.fingerprint[:12]}); "
+        f"threshold from {len(val)} held-out images",
+        expects_greyscale=greyscale,
+        percentile=percentile,
+    )
+    return with_ood(bundle, reference)
