@@ -13,6 +13,14 @@ from sahay.models.bundle import Bundle, load_bundle
 from tests.servers import ServedFolder, serve_folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def scratch_working_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Session fixtures run before per-test ones: keep even them from writing into the checkout."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path_factory.mktemp("session-cwd"))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def sahay_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("sahay-home")
