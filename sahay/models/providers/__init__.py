@@ -31,9 +31,9 @@ class Provider:
 
 
 def _registry() -> dict[str, Provider]:
-    from sahay.models.providers import efficientnet, xrv
+    from sahay.models.providers import efficientnet, torchvision_resnet, xrv
 
-    providers = (xrv.PROVIDER, efficientnet.PROVIDER)
+    providers = (xrv.PROVIDER, efficientnet.PROVIDER, *torchvision_resnet.PROVIDERS)
     return {p.architecture: p for p in providers}
 
 
