@@ -369,7 +369,6 @@ def train_command(
         image_size=image_size,
         seed=seed,
         patience=patience,
-        threshold_method="sensitivity" if target_sensitivity is not None else "youden",
         target_sensitivity=target_sensitivity,
         horizontal_flip=horizontal_flip,
         modalities=tuple(modality or ()),
@@ -437,6 +436,7 @@ def evaluate_command(
     data: Annotated[Path, typer.Argument(help="An ImageFolder or a CSV of labels, like the training data.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics.json and plots.")],
     split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
+    seed: Annotated[int, typer.Option(help="The training run's --seed, so carved splits match it.")] = 0,
     image_column: ImageColumn = None,
     patient_column: PatientColumn = None,
     labels: LabelColumns = None,
@@ -453,7 +453,7 @@ def evaluate_command(
         def on_progress(stage: str, done: int, total: int) -> None:
             bar.update(task_id, description=stage, completed=done, total=total)
 
-        metrics = evaluate(bundle, data, out=out_dir, split=split, progress=on_progress, **options)
+        metrics = evaluate(bundle, data, out=out_dir, split=split, progress=on_progress, seed=seed, **options)
     table = _table("Label", "AUROC (95% CI)", "Sensitivity", "Specificity", "F1")
     for label, values in metrics["per_label"].items():
         ci = values["auroc_ci95"]
@@ -468,6 +468,8 @@ def evaluate_command(
         f"accuracy {_number(metrics['accuracy'])}; ECE {_number(metrics['ece']['calibrated'])} calibrated, "
         f"{_number(metrics['ece']['uncalibrated'])} uncalibrated"
     )
+    for warning in metrics.get("warnings", []):
+        err.print(f"[yellow]warning:[/] {escape(warning)}")
     out.print(f"Wrote {escape(str(out_dir / METRICS_FILE))} and plots; MLflow run {metrics['mlflow_run_id']}")
 
 
@@ -479,7 +481,9 @@ def _number(value: float | None) -> str:
 def models_fit_ood(
     bundle: Annotated[str, typer.Argument(help="Installed model name or bundle folder.")],
     data: Annotated[Path, typer.Argument(help="Images the model should accept: an ImageFolder or a CSV.")],
-    percentile: Annotated[float, typer.Option(help="Held-out percentile that sets the threshold.")] = 99.0,
+    percentile: Annotated[
+        float, typer.Option(min=1.0, max=100.0, help="Held-out percentile that sets the threshold.")
+    ] = 99.0,
     image_column: ImageColumn = None,
     patient_column: PatientColumn = None,
     labels: LabelColumns = None,
@@ -489,7 +493,6 @@ def models_fit_ood(
     from sahay.training.reference import fit_ood
 
     options = _dataset_options(image_column, patient_column, labels, split_column, "ignore")
-    options.pop("uncertain")
     updated = fit_ood(bundle, data, percentile=percentile, **options)
     spec = updated.manifest.ood
     assert spec is not None
@@ -500,7 +503,7 @@ def models_fit_ood(
 
 
 @runs_app.command("list")
-def runs_list(limit: Annotated[int, typer.Option(help="How many runs to show.")] = 20) -> None:
+def runs_list(limit: Annotated[int, typer.Option(min=1, help="How many runs to show.")] = 20) -> None:
     """Show recent training and evaluation runs tracked in MLflow."""
     from sahay.training.tracking import list_runs, tracking_uri
 

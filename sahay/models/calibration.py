@@ -12,6 +12,8 @@ import torch.nn.functional as F
 
 from sahay.analysis import Task
 
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 100.0
+
 
 def probabilities(logits: torch.Tensor, temperature: float, task: Task) -> torch.Tensor:
     scaled = logits / temperature
@@ -20,14 +22,19 @@ def probabilities(logits: torch.Tensor, temperature: float, task: Task) -> torch
 
 def _nll(logits: torch.Tensor, targets: torch.Tensor, task: Task) -> torch.Tensor:
     if task == "multilabel":
-        return F.binary_cross_entropy_with_logits(logits, targets.float())
+        known = ~torch.isnan(targets)  # uncertain labels left out, as in training
+        per_entry = F.binary_cross_entropy_with_logits(
+            logits, torch.nan_to_num(targets.float()), reduction="none"
+        )
+        return (per_entry * known).sum() / known.sum().clamp(min=1)
     return F.cross_entropy(logits, targets.long())
 
 
 def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, task: Task, max_iter: int = 200) -> float:
     """Return the temperature that minimises held-out NLL.
 
-    ``targets`` is (N, K) of 0/1 for multilabel, (N,) of class indices for multiclass.
+    ``targets`` is (N, K) of 0/1 (NaN for an ignored uncertain label) for multilabel, (N,) of class
+    indices for multiclass. The result is clamped to [``MIN_TEMPERATURE``, ``MAX_TEMPERATURE``].
 
     >>> logits = torch.tensor([[4.0], [-4.0], [4.0], [-4.0]])
     >>> t = fit_temperature(logits, torch.tensor([[1.0], [0.0], [0.0], [1.0]]), "multilabel")
@@ -45,4 +52,4 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, task: Task, max
         return loss
 
     optimiser.step(closure)
-    return float(log_t.detach().exp().clamp(0.05, 100.0))
+    return float(log_t.detach().exp().clamp(MIN_TEMPERATURE, MAX_TEMPERATURE))

@@ -52,6 +52,24 @@ def model_folder(name: str, settings: Settings) -> Path:
     return settings.models_dir / name
 
 
+def find_bundle(name_or_path: str, settings: Settings) -> Bundle:
+    """Like ``locate``, but a missing model is an error."""
+    bundle = locate(name_or_path, settings)
+    if bundle is None:
+        raise ModelUnavailable(f"no installed model named {name_or_path!r} and no bundle folder at that path")
+    return bundle
+
+
+def check_bundle_destination(folder: Path) -> None:
+    """A bundle may replace only an earlier bundle or an empty folder, never other files."""
+    if folder.is_file() or folder.is_symlink():
+        raise BadInput(f"{folder} is a file; give a folder for the bundle")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / MANIFEST_NAME).is_file():
+        raise BadInput(
+            f"{folder} already holds files that are not a model bundle; give a new or empty folder"
+        )
+
+
 def find_installed(name: str, settings: Settings) -> Bundle | None:
     folder = model_folder(name, settings)
     return load_bundle(folder) if (folder / MANIFEST_NAME).is_file() else None
@@ -176,6 +194,7 @@ def _refuse_overwrite(destination: Path, force: bool) -> None:
 
 def replace_folder(staging: Path, destination: Path) -> None:
     """Swap the staged bundle into place; the old one is removed only after the new one is there."""
+    check_bundle_destination(destination)
     old = None
     if destination.exists():
         old = destination.with_name(f".old-{destination.name}")

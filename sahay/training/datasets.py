@@ -527,7 +527,15 @@ def _csv_labels(
             raise BadInput("label_columns is empty; name at least one label column.")
         if len(set(named)) != len(named):
             raise BadInput(f"label_columns={list(named)} names a column twice; name each label once.")
-        return named, np.stack([_label_values(table, name) for name in named], axis=1)
+        raw = np.stack([_label_values(table, name) for name in named], axis=1)
+        uncertain_only = [
+            name for name, column in zip(named, raw.T, strict=True) if not np.isin(column, (0, 1)).any()
+        ]
+        if uncertain_only:
+            raise BadInput(
+                f"label column(s) {', '.join(uncertain_only)} hold no certain 0 or 1 value; drop them."
+            )
+        return named, raw
     if NIH_FINDINGS_COLUMN in table.header:
         return _nih_findings(table, notes)
     labels: list[str] = []
@@ -537,7 +545,8 @@ def _csv_labels(
         if name in reserved or not name or name.startswith("Unnamed:"):  # pandas' index column
             continue
         values = _try_label_values(table, name)
-        if values is not None and not np.isnan(values).all():
+        # A column with no certain 0/1 value (all blank or -1) teaches nothing: it is not a label.
+        if values is not None and np.isin(values, (0.0, 1.0)).any():
             labels.append(name)
             columns.append(values)
         else:
@@ -548,7 +557,10 @@ def _csv_labels(
             f"{', '.join(map(repr, table.header))}. Name them with label_columns."
         )
     if skipped:
-        notes.append(f"columns not used as labels (not all 0/1/-1/blank, or all blank): {', '.join(skipped)}")
+        notes.append(
+            "columns not used as labels (not all 0/1/-1/blank, or no certain 0/1 value): "
+            + ", ".join(skipped)
+        )
     return labels, np.stack(columns, axis=1)
 
 
@@ -746,7 +758,7 @@ def _note_patients_across_splits(found: dict[str, list[Sample]], notes: list[str
 class ScanReport:
     """What ``scan_images`` found.
 
-    ``manifest`` is DVC-``.dir``-like: a list of ``{"relpath": str, "sha256": str, "size": int}``, one
+    ``manifest`` is DVC-``.dir``-like: a list of ``{"relpath", "sha256", "size", "split", "channels"}``, one
     per readable file, sorted by relpath, relpath relative to the dataset's image root, with POSIX
     separators. DVC's ``.dir`` files hold ``{"md5", "relpath"}``; this one carries the sha256 that Sahay
     records everywhere. ``fingerprint`` is the sha256 of the manifest's canonical JSON (sorted keys, no
@@ -773,7 +785,8 @@ def scan_images(
     """
     if not 0 <= max_unreadable_fraction <= 1:
         raise BadInput(f"max_unreadable_fraction={max_unreadable_fraction} must lie in [0, 1].")
-    paths = list(dict.fromkeys(s.path for split in SPLITS for s in dataset.splits.get(split, [])))
+    split_of = {s.path: split for split in SPLITS for s in dataset.splits.get(split, [])}
+    paths = list(split_of)
     base = _image_base(dataset)
     entries: list[dict[str, object]] = []
     failures: dict[Path, str] = {}
@@ -781,7 +794,13 @@ def scan_images(
         try:
             image = read_image(path, settings=settings)
             entries.append(
-                {"relpath": _relpath(path, base), "sha256": image.info.sha256, "size": path.stat().st_size}
+                {
+                    "relpath": _relpath(path, base),
+                    "sha256": image.info.sha256,
+                    "size": path.stat().st_size,
+                    "split": split_of[path],
+                    "channels": image.info.channels,
+                }
             )
         except BadInput as exc:
             failures[path] = str(exc)

@@ -16,12 +16,12 @@ import numpy as np
 import torch
 
 from sahay.config import Settings, get_settings
-from sahay.errors import BadInput, ModelUnavailable
+from sahay.errors import BadInput
 from sahay.fileio import atomic_write_text
 from sahay.models.bundle import Bundle
 from sahay.models.calibration import probabilities
 from sahay.models.providers import get_provider
-from sahay.models.registry import locate
+from sahay.models.registry import find_bundle
 from sahay.pipeline import check_writable_folder
 from sahay.training.datasets import LabelledDataset, load_dataset, scan_images
 from sahay.training.inference import infer, truth_for_metrics
@@ -30,13 +30,6 @@ from sahay.training.plots import write_all_plots
 from sahay.training.tracking import tracked_run
 
 METRICS_FILE = "metrics.json"
-
-
-def find_bundle(name_or_path: str, settings: Settings) -> Bundle:
-    bundle = locate(name_or_path, settings)
-    if bundle is None:
-        raise ModelUnavailable(f"no installed model named {name_or_path!r} and no bundle folder at that path")
-    return bundle
 
 
 def evaluate(
@@ -83,6 +76,13 @@ def evaluate(
         "weights_sha256": manifest.weights.sha256,
     }
     metrics["data"] = {"source": str(data), "split": split, "fingerprint": scan.fingerprint}
+    overlap = _seen_in_training(bundle, scan.manifest, split)
+    metrics["training_overlap"] = overlap
+    if overlap:
+        metrics.setdefault("warnings", []).append(
+            f"{overlap} of the {len(samples)} evaluated images were in the model's training or validation "
+            "split: these metrics are optimistic. Evaluate with the training run's --seed, or on other data."
+        )
     reference = bundle.load_ood()
     if reference is not None:
         refused = reference.scores(features) > reference.spec.threshold
@@ -101,6 +101,18 @@ def evaluate(
             tracker.log_artifact(path, "plots")
         metrics["mlflow_run_id"] = tracker.run_id
     return metrics
+
+
+def _seen_in_training(bundle: Bundle, manifest: list[dict[str, object]], split: str) -> int:
+    """How many evaluated images (by sha256) the bundle was trained or calibrated on."""
+    if bundle.manifest.dataset is None:
+        return 0
+    try:
+        trained = json.loads((bundle.path / bundle.manifest.dataset.manifest).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return 0
+    seen = {entry["sha256"] for entry in trained if entry.get("split") in ("train", "val")}
+    return sum(1 for entry in manifest if entry.get("split") == split and entry["sha256"] in seen)
 
 
 def _check_labels(dataset: LabelledDataset, labels: list[str]) -> None:

@@ -320,7 +320,11 @@ def _confusion(
         matrix = confusion_matrix(y.astype(int), predicted.argmax(axis=1), labels=range(len(labels)))
         return {"labels": list(labels), "matrix": matrix.tolist()}
     return {
-        label: confusion_matrix(column.truth, predicted[column.rows, k], labels=[0, 1]).tolist()
+        label: (
+            confusion_matrix(column.truth, predicted[column.rows, k], labels=[0, 1]).tolist()
+            if len(column.truth)
+            else [[0, 0], [0, 0]]  # every value of this label was uncertain and ignored
+        )
         for k, (label, column) in enumerate(zip(labels, columns, strict=True))
     }
 

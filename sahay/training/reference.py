@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from sahay.config import Settings, get_settings
-from sahay.imaging import read_image
+from sahay.errors import BadInput
 from sahay.models.bundle import Bundle, with_ood
 from sahay.models.ood import fit_reference
 from sahay.models.providers import get_provider
+from sahay.models.registry import find_bundle
 from sahay.training.datasets import load_dataset, scan_images
-from sahay.training.evaluate import find_bundle
 from sahay.training.inference import infer
+from sahay.training.train import MIN_TRAIN_IMAGES, trained_on_greyscale
 
 
 def fit_ood(
@@ -39,13 +40,18 @@ def fit_ood(
     train, val = scan.readable["train"], scan.readable["val"]
     _, train_features, _ = infer(model, layer, train, bundle.manifest.input, settings=settings)
     _, val_features, _ = infer(model, layer, val, bundle.manifest.input, settings=settings)
-    greyscale = all(read_image(s.path, settings=settings).pixels.ndim == 2 for s in train[:32])
+    if not 0 < percentile <= 100:
+        raise BadInput(f"--percentile must lie in (0, 100], got {percentile}")
+    if len(train) < MIN_TRAIN_IMAGES:
+        raise BadInput(
+            f"{data} has {len(train)} readable training images; the reference needs {MIN_TRAIN_IMAGES}"
+        )
     reference = fit_reference(
         train_features,
         val_features,
         fitted_on=f"{len(train)} images of {data.name} (dataset {scan.fingerprint[:12]}); "
         f"threshold from {len(val)} held-out images",
-        expects_greyscale=greyscale,
+        expects_greyscale=trained_on_greyscale(scan),
         percentile=percentile,
     )
     return with_ood(bundle, reference)

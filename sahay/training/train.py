@@ -39,7 +39,6 @@ from sahay.analysis import Task
 from sahay.config import Settings, get_settings
 from sahay.errors import BadInput
 from sahay.fileio import atomic_write_bytes
-from sahay.imaging import read_image
 from sahay.models.bundle import (
     Bundle,
     BundleManifest,
@@ -50,10 +49,11 @@ from sahay.models.bundle import (
     load_bundle,
     save_bundle,
 )
-from sahay.models.calibration import fit_temperature, probabilities
+from sahay.models.calibration import MAX_TEMPERATURE, MIN_TEMPERATURE, fit_temperature, probabilities
 from sahay.models.ood import fit_reference, to_bytes
 from sahay.models.providers import Provider, efficientnet, get_provider
-from sahay.models.registry import replace_folder
+from sahay.models.registry import check_bundle_destination, replace_folder
+from sahay.pipeline import check_writable_folder
 from sahay.training.datasets import (
     Augment,
     ImageDataset,
@@ -63,13 +63,19 @@ from sahay.training.datasets import (
     class_weights,
     load_dataset,
     scan_images,
+    write_manifest,
 )
 from sahay.training.inference import infer, truth_for_metrics
-from sahay.training.metrics import choose_thresholds, compute_metrics
+from sahay.training.metrics import choose_thresholds, compute_metrics, label_columns
 from sahay.training.tracking import tracked_run
 
 DATASET_MANIFEST = "dataset-manifest.json"
 CHECKPOINT_VERSION = 1
+MIN_IMAGE_SIZE = 32
+MIN_TRAIN_IMAGES = 10
+"""The out-of-domain reference needs at least this many training images."""
+RESUMABLE_CHANGES = {"epochs", "patience"}
+"""Options that may differ on --resume: a run may be given more epochs or more patience."""
 
 
 @dataclass(frozen=True)
@@ -85,8 +91,8 @@ class TrainOptions:
     seed: int = 0
     patience: int = 3
     """Stop after this many epochs without a better validation AUROC."""
-    threshold_method: Literal["youden", "sensitivity"] = "youden"
     target_sensitivity: float | None = None
+    """Choose thresholds for this sensitivity; without it, by Youden's J."""
     horizontal_flip: bool = False
     uncertain: UncertainPolicy = "ignore"
     image_column: str | None = None
@@ -103,14 +109,25 @@ class TrainOptions:
     license: str = "Set by the model's owner; the EfficientNet-Lite0 backbone is Apache-2.0"
     max_unreadable_fraction: float = 0.05
 
+    @property
+    def threshold_method(self) -> Literal["youden", "sensitivity"]:
+        return "youden" if self.target_sensitivity is None else "sensitivity"
+
     def check(self) -> None:
-        for name in ("epochs", "batch_size", "image_size"):
-            if getattr(self, name) < 1:
-                raise BadInput(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        minimums = {
+            "epochs": 1,
+            "batch_size": 1,
+            "patience": 1,
+            "head_epochs": 0,
+            "image_size": MIN_IMAGE_SIZE,
+        }
+        for name, minimum in minimums.items():
+            if getattr(self, name) < minimum:
+                raise BadInput(
+                    f"--{name.replace('_', '-')} must be at least {minimum}, got {getattr(self, name)}"
+                )
         if not 0 < self.lr < 1:
             raise BadInput(f"--lr must lie in (0, 1), got {self.lr}")
-        if self.threshold_method == "sensitivity" and self.target_sensitivity is None:
-            raise BadInput("--target-sensitivity is needed when thresholds are chosen by sensitivity")
         if self.target_sensitivity is not None and not 0 < self.target_sensitivity <= 1:
             raise BadInput(f"--target-sensitivity must lie in (0, 1], got {self.target_sensitivity}")
 
@@ -160,6 +177,8 @@ def train(
     """Train on ``data`` and write the bundle to ``out``; see the module docstring."""
     settings = settings or get_settings()
     options.check()
+    check_writable_folder(out)
+    check_bundle_destination(out)
     report_progress = progress or (lambda _event: None)
     provider = get_provider(options.backbone)
     dataset = _load(data, options)
@@ -169,6 +188,11 @@ def train(
         settings=settings,
         progress=lambda done, total: report_progress(TrainEvent("scan", done, total)),
     )
+    if len(scan.readable["train"]) < MIN_TRAIN_IMAGES:
+        raise BadInput(
+            f"{data} has {len(scan.readable['train'])} readable training images; training needs at least "
+            f"{MIN_TRAIN_IMAGES}"
+        )
     notes = list(dataset.notes)
     if scan.skipped:
         notes.append(f"{len(scan.skipped)} unreadable image(s) skipped, e.g. {scan.skipped[0][0]}")
@@ -204,6 +228,7 @@ def train(
         run_id = tracker.run_id
     checkpoint_path.unlink(missing_ok=True)
     report_progress(TrainEvent("finish"))
+    notes += run.notes
     return TrainResult(
         bundle=bundle, run_id=run_id, history=run.history, best_epoch=run.best_epoch, notes=notes
     )
@@ -273,8 +298,9 @@ class _Run:
         self.train_data = ImageDataset(scan.readable["train"], spec, augment=augment, settings=settings)
         self.val_data = ImageDataset(scan.readable["val"], spec, settings=settings)
         self.history: list[EpochRecord] = []
+        self.notes: list[str] = []
         self.best_state = {k: v.clone() for k, v in self.model.state_dict().items()}
-        self.best_auroc = -1.0
+        self.best_key: tuple[float, float] = (-np.inf, -np.inf)
         self.best_epoch = 0
         self.stale_epochs = 0
         self.optimiser = self._optimiser("head")
@@ -309,8 +335,14 @@ class _Run:
         # Each epoch's randomness depends only on the seed and the epoch: resumed runs match.
         torch.manual_seed(self.options.seed * 100_003 + epoch)
         generator = torch.Generator().manual_seed(self.options.seed * 100_003 + epoch)
+        # A last batch of one image breaks batch normalisation in training mode: drop it then.
+        single_left = len(self.train_data) % self.options.batch_size == 1
         loader = DataLoader(
-            self.train_data, batch_size=self.options.batch_size, shuffle=True, generator=generator
+            self.train_data,
+            batch_size=self.options.batch_size,
+            shuffle=True,
+            generator=generator,
+            drop_last=single_left,
         )
         self.model.train(phase == "full")  # a frozen backbone keeps its batch-norm statistics
         losses = []
@@ -324,9 +356,10 @@ class _Run:
         val_loss, val_auroc = self._validate()
         record = EpochRecord(epoch, phase, float(np.mean(losses)), val_loss, val_auroc)
         self.history.append(record)
-        score = -1.0 if val_auroc is None else val_auroc
-        if score > self.best_auroc:
-            self.best_auroc, self.best_epoch, self.stale_epochs = score, epoch, 0
+        # Better AUROC wins; equal (or undefined) AUROC falls back to lower validation loss.
+        key = (-np.inf if val_auroc is None else val_auroc, -val_loss)
+        if key > self.best_key:
+            self.best_key, self.best_epoch, self.stale_epochs = key, epoch, 0
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         else:
             self.stale_epochs += 1
@@ -347,7 +380,8 @@ class _Run:
         )
         with torch.no_grad():
             loss = float(self._loss(torch.from_numpy(logits), torch.from_numpy(targets)))
-        return loss, macro_auroc(targets, logits, self.dataset.task)
+        probs = probabilities(torch.from_numpy(logits), 1.0, self.dataset.task).numpy()
+        return loss, macro_auroc(truth_for_metrics(targets, self.dataset.task), probs, self.dataset.task)
 
     def save(self, path: Path) -> None:
         state = {
@@ -359,7 +393,7 @@ class _Run:
             "phase": self.phase,
             "history": [asdict(r) for r in self.history],
             "best_state": self.best_state,
-            "best_auroc": self.best_auroc,
+            "best_key": list(self.best_key),
             "best_epoch": self.best_epoch,
             "stale_epochs": self.stale_epochs,
         }
@@ -380,16 +414,19 @@ class _Run:
             raise BadInput(
                 "the dataset changed since the checkpoint was written; train again without --resume"
             )
-        if state.get("options") != _params(self.options):
+        saved, current = state.get("options", {}), _params(self.options)
+        changed = sorted(k for k in current.keys() | saved.keys() if saved.get(k) != current.get(k))
+        if set(changed) - RESUMABLE_CHANGES:
             raise BadInput(
-                "the training options differ from the interrupted run's; resume with the same ones"
+                f"these options differ from the interrupted run's: {', '.join(changed)}; "
+                "resume with the same ones (only --epochs and --patience may change)"
             )
         self.model.load_state_dict(state["model"])
         self.optimiser = self._optimiser(state["phase"])
         self.optimiser.load_state_dict(state["optimiser"])
         self.history = [EpochRecord(**r) for r in state["history"]]
         self.best_state = state["best_state"]
-        self.best_auroc, self.best_epoch = state["best_auroc"], state["best_epoch"]
+        self.best_key, self.best_epoch = (state["best_key"][0], state["best_key"][1]), state["best_epoch"]
         self.stale_epochs = state["stale_epochs"]
 
     def write_bundle(self, out: Path, data: Path) -> Bundle:
@@ -400,8 +437,13 @@ class _Run:
         val_logits, val_features, val_targets = infer(self.model, layer, readable["val"], self.spec)
         _, train_features, _ = infer(self.model, layer, readable["train"], self.spec)
         val_truth = truth_for_metrics(val_targets, task)
-        fit_targets = torch.from_numpy(val_truth if task == "multiclass" else np.nan_to_num(val_targets))
-        temperature = fit_temperature(torch.from_numpy(val_logits), fit_targets, task)
+        temperature = fit_temperature(torch.from_numpy(val_logits), torch.from_numpy(val_truth), task)
+        if temperature in (MIN_TEMPERATURE, MAX_TEMPERATURE):
+            self.notes.append(
+                f"the calibration temperature reached its bound ({temperature:g}): the validation split "
+                f"({len(val_logits)} images) is too small or too easy to calibrate on; "
+                "treat its probabilities with care"
+            )
         val_probs = probabilities(torch.from_numpy(val_logits), temperature, task).numpy()
         thresholds = choose_thresholds(
             val_truth,
@@ -453,20 +495,15 @@ class _Run:
                 manifest=DATASET_MANIFEST, fingerprint=self.scan.fingerprint, files=len(self.scan.manifest)
             ),
         )
-        manifest_json = json.dumps(
-            self.scan.manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        )
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
         try:
+            write_manifest(self.scan, staging / DATASET_MANIFEST)
             save_bundle(
                 staging,
                 manifest,
                 self.model.state_dict(),
-                extra_files={
-                    reference.spec.file: to_bytes(reference),
-                    DATASET_MANIFEST: manifest_json.encode(),
-                },
+                extra_files={reference.spec.file: to_bytes(reference)},
             )
             replace_folder(staging, out)
         finally:
@@ -474,20 +511,21 @@ class _Run:
         return load_bundle(out)
 
     def _greyscale(self) -> bool:
-        """Whether every training image was greyscale, judged from the first few decoded ones."""
-        samples = self.train_data.samples[:32]
-        return all(read_image(s.path, settings=self.settings).pixels.ndim == 2 for s in samples)
+        return trained_on_greyscale(self.scan)
 
 
-def macro_auroc(targets: np.ndarray, scores: np.ndarray, task: Task) -> float | None:
+def trained_on_greyscale(scan: ScanReport) -> bool:
+    """Whether every training image decoded to one channel (recorded by the scan)."""
+    return all(entry.get("channels") == 1 for entry in scan.manifest if entry.get("split") == "train")
+
+
+def macro_auroc(truth: np.ndarray, probs: np.ndarray, task: Task) -> float | None:
     """Mean one-vs-rest AUROC over labels with both classes present; None when there are none."""
-    values = []
-    for k in range(targets.shape[1]):
-        known = ~np.isnan(targets[:, k])
-        truth = targets[known, k]
-        if truth.min(initial=1) == truth.max(initial=0):
-            continue
-        values.append(float(roc_auc_score(truth, scores[known, k])))
+    values = [
+        float(roc_auc_score(column.truth, column.score))
+        for column in label_columns(truth, probs, task)
+        if column.has_both_classes
+    ]
     return float(np.mean(values)) if values else None
 
 

@@ -28,3 +28,17 @@ def test_probabilities_apply_the_temperature_before_the_link() -> None:
     softmax = probabilities(logits, 0.5, "multiclass")
     assert torch.allclose(softmax, torch.softmax(logits * 2.0, dim=1))
     assert softmax.sum().item() == pytest.approx(1.0)
+
+
+def test_ignored_labels_do_not_move_the_temperature() -> None:
+    generator = torch.Generator().manual_seed(2)
+    logits = torch.randn(5000, 1, generator=generator) * 3
+    labels = torch.bernoulli(torch.sigmoid(logits / 2.0), generator=generator)
+    alone = fit_temperature(logits, labels, "multilabel")
+    # A second label whose values are all uncertain (NaN) and whose logits are wild must change nothing.
+    with_ignored = fit_temperature(
+        torch.cat([logits, torch.randn(5000, 1, generator=generator) * 50], dim=1),
+        torch.cat([labels, torch.full((5000, 1), float("nan"))], dim=1),
+        "multilabel",
+    )
+    assert with_ignored == pytest.approx(alone, rel=1e-3)

@@ -526,3 +526,12 @@ def test_no_flip_unless_asked(tmp_path: Path) -> None:
 def test_invalid_augment_settings(make: Callable[[], Augment]) -> None:
     with pytest.raises(BadInput, match="Augment"):
         make()
+
+
+def test_a_label_column_with_no_certain_value_is_not_a_label(tmp_path: Path) -> None:
+    rows = ["Path,patient_id,Effusion,Hernia"] + [f"a{i}.png,p{i},{i % 2},-1" for i in range(20)]
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    detected = load_dataset(tmp_path / "labels.csv")
+    assert detected.labels == ["Effusion"] and any("Hernia" in note for note in detected.notes)
+    with pytest.raises(BadInput, match="Hernia hold no certain 0 or 1 value"):
+        load_dataset(tmp_path / "labels.csv", label_columns=["Effusion", "Hernia"])

@@ -226,6 +226,49 @@ def test_fit_ood_refits_the_reference_from_local_data(trained: TrainResult, tmp_
     other = write_shapes_dataset(tmp_path / "other", train=20, test=4, seed=9)
     updated = fit_ood(str(copy), other, percentile=95.0)
     assert updated.manifest.ood is not None
-    assert updated.manifest.ood.percentile == 95.0 and updated.manifest.ood.reference_size < 40
+    assert updated.manifest.ood.percentile == 95.0
+    # The other dataset's train split (40 images, less the 15% carved for validation) is the reference.
+    assert updated.manifest.ood.reference_size == 34
+    assert updated.manifest.ood.threshold != trained.bundle.manifest.ood.threshold
     assert Predictor(updated).ood is not None
     reload_settings()
+
+
+def test_training_never_overwrites_a_folder_that_is_not_a_bundle(
+    settings: Settings, shapes_data: Path, tmp_path: Path
+) -> None:
+    precious = tmp_path / "thesis"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("years of work")
+    with pytest.raises(BadInput, match="not a model bundle"):
+        train(shapes_data, precious, FAST, settings=settings)
+    assert (precious / "thesis.txt").read_text() == "years of work"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"patience": 0}, "--patience must be at least 1"),
+        ({"image_size": 8}, "--image-size must be at least 32"),
+    ],
+)
+def test_options_that_cannot_train_are_refused(
+    settings: Settings, shapes_data: Path, tmp_path: Path, change: dict[str, int], message: str
+) -> None:
+    with pytest.raises(BadInput, match=message):
+        train(shapes_data, tmp_path / "x", replace(FAST, **change), settings=settings)
+
+
+def test_evaluating_on_training_images_is_flagged(
+    trained: TrainResult, shapes_data: Path, tmp_path: Path
+) -> None:
+    metrics = evaluate(str(trained.bundle.path), shapes_data, out=tmp_path / "e", split="train")
+    assert metrics["training_overlap"] == metrics["n_samples"] > 0
+    assert "optimistic" in metrics["warnings"][0]
+    clean = evaluate(str(trained.bundle.path), shapes_data, out=tmp_path / "t", split="test")
+    assert clean["training_overlap"] == 0
+
+
+def test_fit_ood_rejects_a_percentile_out_of_range(trained: TrainResult, shapes_data: Path) -> None:
+    with pytest.raises(BadInput, match="--percentile must lie in"):
+        fit_ood(str(trained.bundle.path), shapes_data, percentile=150)
