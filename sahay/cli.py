@@ -28,7 +28,7 @@ from rich.table import Table
 from sahay import __version__
 from sahay.analysis import DEMONSTRATION_BANNER, Analysis
 from sahay.config import get_settings
-from sahay.errors import SahayError
+from sahay.errors import BadInput, SahayError
 from sahay.models.download import ProgressCallback
 
 app = typer.Typer(
@@ -111,11 +111,18 @@ def analyze(
     force: Annotated[
         bool, typer.Option("--force", help="Analyse an image the model was not made for, with a warning.")
     ] = False,
+    notes: Annotated[
+        str | None, typer.Option("--notes", help="Clinical notes that come with the image.")
+    ] = None,
+    notes_file: Annotated[
+        Path | None, typer.Option("--notes-file", help="A UTF-8 text file of notes.")
+    ] = None,
 ) -> None:
     """Classify an image, show where the model looked, and write analysis.json."""
     from sahay.pipeline import analyze as run_analysis
     from sahay.pipeline import default_out_dir
 
+    note_text = _note_text(notes, notes_file)
     destination = out_dir or default_out_dir(image)
     with download_bar() as on_download, err.status("analysing", spinner="dots") as status:
         analysis = run_analysis(
@@ -125,6 +132,7 @@ def analyze(
             heatmaps=heatmaps,
             keep_identifiers=keep_identifiers,
             force=force,
+            notes=note_text,
             download_progress=on_download,
             on_step=lambda message: status.update(message),
         )
@@ -165,11 +173,117 @@ def print_analysis(analysis: Analysis, destination: Path | None) -> None:
             escape(heatmap),
         )
     out.print(table)
+    if analysis.fusion is not None:
+        _print_fusion(analysis)
     for warning in analysis.warnings:
         out.print(f"[yellow]warning:[/] {escape(warning)}")
     if destination:
         out.print(f"Wrote {escape(str(destination / 'analysis.json'))} (heatmap paths are relative to it)")
     out.print(f"[dim]{escape(analysis.disclaimer)}[/]")
+
+
+def _note_text(notes: str | None, notes_file: Path | None) -> str | None:
+    """The note from --notes or --notes-file (not both)."""
+    from sahay.notes.pipeline import decode_note
+
+    if notes is not None and notes_file is not None:
+        raise BadInput("give --notes or --notes-file, not both")
+    if notes_file is None:
+        return notes
+    try:
+        data = notes_file.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"{notes_file} cannot be read ({exc.strerror or exc})") from exc
+    return decode_note(data, str(notes_file))
+
+
+def _print_fusion(analysis: Analysis) -> None:
+    fusion = analysis.fusion
+    assert fusion is not None
+    table = _table("Finding", "Image p", "Notes", "Assessment")
+    for item in fusion.findings:
+        evidence = "; ".join(f"{e.status}: {e.text!r}" for e in item.evidence) or "not mentioned"
+        table.add_row(escape(item.label), f"{item.image_probability:.3f}", escape(evidence), item.assessment)
+    out.print(table)
+    for discordance in fusion.discordances:
+        out.print(f"[bold yellow]discordance:[/] {escape(discordance)}")
+    for flag in fusion.flags:
+        sources = "; ".join(source.title for source in flag.sources)
+        out.print(f"[bold]flag:[/] {escape(flag.text)} [dim](source: {escape(sources)})[/]")
+
+
+@app.command("notes")
+def notes_command(
+    text: Annotated[str | None, typer.Argument(help="The note's text.")] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="A UTF-8 text file holding the note.")
+    ] = None,
+    batch: Annotated[
+        Path | None, typer.Option("--batch", help='A JSONL file of {"id": ..., "text": ...}, one per line.')
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the reading as JSON.")] = False,
+) -> None:
+    """Read clinical notes: findings, symptoms and risk factors, with negation, history and context."""
+    from sahay.notes.pipeline import default_reader
+
+    if batch is not None:
+        if text is not None or file is not None:
+            raise BadInput("--batch reads its notes from the file; give no TEXT or --file with it")
+        _notes_batch(batch)
+        return
+    note = _note_text(text, file)
+    if note is None:
+        raise BadInput("give the note as TEXT, with --file, or a JSONL file with --batch")
+    reading = default_reader().read(note)
+    if as_json:
+        sys.stdout.write(reading.model_dump_json(indent=2) + "\n")
+        return
+    table = _table("Text", "Concept", "Kind", "Status", "Section", "Where", "Size")
+    for e in reading.entities:
+        status = ", ".join(
+            k for k in ("negated", "uncertain", "historical", "family", "hypothetical") if getattr(e, k)
+        )
+        where = " ".join(v for v in (e.laterality, e.location) if v)
+        table.add_row(
+            escape(e.text),
+            escape(e.concept),
+            e.kind,
+            status or "affirmed",
+            escape(e.section or ""),
+            escape(where),
+            escape(e.measurement or ""),
+        )
+    out.print(table)
+    facts = {
+        k: v
+        for k, v in reading.risk_factors.model_dump(exclude={"evidence"}).items()
+        if v not in (None, [], False)
+    }
+    out.print("Risk factors: " + (escape(", ".join(f"{k}={v}" for k, v in facts.items())) or "none found"))
+
+
+def _notes_batch(path: Path) -> None:
+    import json
+
+    from sahay.notes.batch import read_batch
+    from sahay.notes.pipeline import default_reader
+
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as exc:
+        raise BadInput(f"{path} cannot be read ({exc.strerror or exc})") from exc
+    failed = done = 0
+    with handle:
+        try:
+            for result in read_batch(handle, default_reader()):
+                sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+                done += 1
+                failed += "error" in result
+        except UnicodeDecodeError as exc:
+            raise BadInput(f"{path} is not UTF-8 text (after {done} notes); save it as UTF-8") from exc
+    err.print(f"read {done - failed} notes; {failed} failed" if failed else f"read {done} notes")
+    if failed:
+        raise typer.Exit(2)
 
 
 @app.command()

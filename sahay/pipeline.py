@@ -30,6 +30,7 @@ from sahay.models.download import ProgressCallback
 from sahay.models.predictor import Prediction, Predictor
 from sahay.models.providers import get_provider
 from sahay.models.registry import resolve
+from sahay.notes.fusion import fuse
 
 HEATMAP_DIR = "heatmaps"
 TOP_K_WHEN_NONE_POSITIVE = 3
@@ -54,18 +55,26 @@ def analyze(
     on_step: StepCallback | None = None,
     predictor: Predictor | None = None,
     force: bool = False,
+    notes: str | None = None,
 ) -> Analysis:
     """Analyse one image and, when ``out_dir`` is given, write ``analysis.json`` and overlays there.
 
     Bad input raises a ``SahayError`` before anything is written. An image the model was not
     made for raises ``OutOfDomain`` unless ``force``, which analyses it with a warning instead.
-    ``predictor`` lets a long-lived caller (the web service) reuse a loaded model.
+    ``predictor`` lets a long-lived caller (the web service) reuse a loaded model. ``notes`` is
+    the clinical note that came with the image; it is read and fused with the findings.
     """
     settings = settings or get_settings()
     step = on_step or (lambda _message: None)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         check_writable_folder(out)
+    reading = None
+    if notes is not None:
+        from sahay.notes.pipeline import read_note  # spaCy loads only when a note comes with the image
+
+        step("reading the note")
+        reading = read_note(notes)
     step("reading image")
     image = read_image(image_path, keep_identifiers=keep_identifiers, settings=settings)
     if min(image.info.rows, image.info.columns) < MIN_IMAGE_SIDE:
@@ -75,10 +84,10 @@ def analyze(
         )
     if predictor is None:
         step("loading model")
-        bundle, notes = resolve(model, image.info, settings, progress=download_progress)
+        bundle, model_choice = resolve(model, image.info, settings, progress=download_progress)
         predictor = Predictor(bundle)
     else:
-        notes = []
+        model_choice = []
     manifest = predictor.manifest
     problems = metadata_problems(image.info, manifest, predictor.ood)
     if problems and not force:
@@ -90,7 +99,7 @@ def analyze(
         raise _refusal(image.info.filename, quality.checks)
     quality.forced = force and quality.in_domain is False
 
-    warnings = [*image.warnings, *notes]
+    warnings = [*image.warnings, *model_choice]
     if quality.forced:
         warnings.append(
             "Analysed although the image does not look like one the model was made for (--force): "
@@ -112,6 +121,8 @@ def analyze(
         model=manifest.card(),
         findings=prediction.findings,
         quality=quality,
+        notes=reading,
+        fusion=fuse(prediction.findings, reading) if reading is not None else None,
         warnings=warnings,
         demonstration_notice=DEMONSTRATION_NOTICE if manifest.demonstration else None,
     )
