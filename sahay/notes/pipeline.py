@@ -283,9 +283,9 @@ class _LongestMatches:
 
     def __call__(self, doc: Doc) -> list[tuple[int, int, int]]:
         inner = self._inner
-        matches = list(getattr(inner, "_MedspacyMatcher__matcher")(doc))
-        matches += getattr(inner, "_MedspacyMatcher__phrase_matcher")(doc)
-        matches += _regex_matches(doc, getattr(inner, "_MedspacyMatcher__regex_matcher")._patterns)
+        matches = list(inner._MedspacyMatcher__matcher(doc))
+        matches += inner._MedspacyMatcher__phrase_matcher(doc)
+        matches += _regex_matches(doc, inner._MedspacyMatcher__regex_matcher._patterns)
         return longest_matches(matches)
 
 
@@ -318,7 +318,7 @@ class SentenceConText(ConText):
 
     def __call__(self, doc: Doc, targets: str | None = None) -> Doc:
         spans = list(doc.spans[self.span_group_name]) if self.span_group_name in doc.spans else []
-        matcher = getattr(self, "_ConText__matcher")
+        matcher = self._ConText__matcher
         modifiers = [
             ConTextModifier(matcher.rule_map[self.nlp.vocab[match_id].text], start, end, doc)
             for match_id, start, end in matcher(doc)
