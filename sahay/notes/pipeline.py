@@ -6,10 +6,15 @@ component also starts a sentence at a line break unless the next line continues 
 medspaCy's sectionizer, target matcher and ConText. Rules live in ``sahay/notes/rules/*.json``;
 see :mod:`sahay.notes` for the file format and how a site adds its own.
 
-Long notes are read in pieces of about ``PIECE_CHARS`` characters cut at blank lines, line
-ends or sentence ends, because ConText compares every pair of cues in a document (quadratic
-time). Sections carry over from one piece to the next. A note longer than ``max_chars`` is
-refused before any work is done.
+ConText runs one sentence at a time (it compares every pair of cues it is given), and long
+notes are read in pieces of about ``PIECE_CHARS`` characters cut at blank lines, line ends or
+sentence ends: some medspaCy steps grow faster than the length of a document (1 MB in one
+document took 76 s, in pieces 8 s). Sections carry over from one piece to the next. A note
+longer than ``max_chars`` is refused before any work is done.
+
+Two medspaCy 1.3.1 behaviours are worked around here, each where it happens: overlapping
+matches are pruned to the longest ones, and scope-ending cues have a one-token scope in the
+rule file (its overlap test misses a scope that contains another).
 """
 
 from __future__ import annotations
@@ -130,17 +135,30 @@ def load_rule_file(path: Path, known_kinds: dict[str, str] | None = None) -> Rul
     data = _read_json(path)
     if not any(key in data for key in RULE_KEYS):
         raise BadInput(f"rule file {path} has none of the keys {', '.join(RULE_KEYS)}")
+    kinds = known_kinds or {}
     try:
-        return RuleSet(
-            targets=[
-                _target_rule(d, data.get("kind"), known_kinds or {}) for d in data.get("target_rules", [])
-            ],
+        rules = RuleSet(
+            targets=[_target_rule(d, data.get("kind"), kinds) for d in data.get("target_rules", [])],
             context=[_context_rule(d) for d in data.get("context_rules", [])],
             sections=[SectionRule.from_dict(d) for d in data.get("section_rules", [])],
             terminating_types=dict(data.get("terminating_types", {})),
         )
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        for rule in [*rules.targets, *rules.context, *rules.sections]:
+            _check_pattern(rule)
+    except (ValueError, TypeError, KeyError, AttributeError, re.error) as exc:
         raise BadInput(f"rule file {path}: {describe_error(exc)}") from exc
+    return rules
+
+
+def _check_pattern(rule: Any) -> None:
+    """Fail here, naming the file, rather than when the matchers are built."""
+    pattern = rule.pattern
+    if isinstance(pattern, str):
+        re.compile(pattern)
+    elif pattern is not None and not (
+        isinstance(pattern, list) and all(isinstance(p, dict) for p in pattern)
+    ):
+        raise ValueError(f"rule {rule.literal!r}: a pattern is a regex string or a list of token patterns")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -283,8 +301,11 @@ class _LongestMatches:
 
     def __call__(self, doc: Doc) -> list[tuple[int, int, int]]:
         inner = self._inner
-        matches = list(inner._MedspacyMatcher__matcher(doc))
-        matches += inner._MedspacyMatcher__phrase_matcher(doc)
+        matches: list[tuple[int, int, int]] = []
+        for name in ("_MedspacyMatcher__matcher", "_MedspacyMatcher__phrase_matcher"):
+            matcher = getattr(inner, name)
+            if len(matcher):  # spaCy warns when a matcher without patterns is called
+                matches += matcher(doc)
         matches += _regex_matches(doc, inner._MedspacyMatcher__regex_matcher._patterns)
         return longest_matches(matches)
 
@@ -752,8 +773,16 @@ class NotesReader:
         if max_chars < 1:
             raise ValueError(f"max_chars must be at least 1, not {max_chars}")
         self.max_chars = max_chars
+        self.piece_chars = PIECE_CHARS
         self.rules = load_rules(extra_rules_dir)
-        self.nlp = build_pipeline(self.rules)
+        try:
+            self.nlp = build_pipeline(self.rules)
+        except ValueError as exc:  # spaCy's check of token patterns
+            if extra_rules_dir is None:
+                raise
+            raise BadInput(
+                f"the rules in {extra_rules_dir} could not be used: {describe_error(exc)}"
+            ) from exc
 
     def read(self, text: str) -> NoteReading:
         return next(self.read_many([text]))
@@ -774,7 +803,7 @@ class NotesReader:
     def _pieces(self, texts: Iterable[str]) -> Iterator[tuple[str, tuple[str, int, int]]]:
         for text in texts:
             self._check(text)
-            pieces = split_for_reading(text)
+            pieces = split_for_reading(text, self.piece_chars)
             for offset, piece in pieces:
                 yield piece, (text, offset, len(pieces))
 
