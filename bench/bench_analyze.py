@@ -62,7 +62,7 @@ def main() -> None:
     os.environ["SAHAY_HOME"] = str(work / "home")
     from sahay.config import reload_settings
     from sahay.demo import build_demo_bundle
-    from sahay.explain.cam import class_activation_maps
+    from sahay.explain.methods import MethodInput, get_method
     from sahay.imaging import read_image
     from sahay.models.bundle import load_bundle
     from sahay.models.predictor import Predictor
@@ -108,8 +108,8 @@ def main() -> None:
         layer = get_provider(bundle.manifest.architecture).cam_layer
         targets = list(range(min(3, len(bundle.manifest.labels))))
         cam_ms = _median_ms(
-            lambda p=predictor, pr=prediction, la=layer, t=targets: class_activation_maps(
-                p.model, pr.input_tensor, t, la
+            lambda p=predictor, pr=prediction, la=layer, t=targets: get_method("gradcam").run(
+                MethodInput(p.model, pr.input_tensor, t, la)
             ),
             args.repeats,
         )

@@ -18,6 +18,7 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    SpinnerColumn,
     TaskID,
     TextColumn,
     TimeRemainingColumn,
@@ -90,6 +91,9 @@ def download_bar() -> Iterator[ProgressCallback]:
             progress.stop()
 
 
+EXPLAIN_METHODS_HELP = "gradcam, gradcam++, hirescam, layercam, eigencam, occlusion or shap"
+
+
 @app.command()
 def analyze(
     image: Annotated[Path, typer.Argument(help="DICOM, PNG, JPEG or TIFF file.")],
@@ -103,8 +107,25 @@ def analyze(
         bool, typer.Option("--json", help="Print the Analysis JSON on stdout, nothing else.")
     ] = False,
     heatmaps: Annotated[
-        bool, typer.Option("--heatmaps/--no-heatmaps", help="Write Grad-CAM overlays.")
+        bool,
+        typer.Option("--heatmaps/--no-heatmaps", help="Explain the findings: maps, regions and overlays."),
     ] = True,
+    explain: Annotated[
+        str, typer.Option("--explain", help=f"Explanation method: {EXPLAIN_METHODS_HELP}.")
+    ] = "gradcam",
+    explain_budget: Annotated[
+        int,
+        typer.Option(min=2, help="Occlusion and SHAP: the most model evaluations to spend on one image."),
+    ] = 64,
+    faithfulness: Annotated[
+        bool,
+        typer.Option(
+            "--faithfulness/--no-faithfulness", help="Score each map by deletion and insertion curves."
+        ),
+    ] = True,
+    overlay_opacity: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Opacity of the heatmap where attribution is highest.")
+    ] = 0.5,
     keep_identifiers: Annotated[
         bool, typer.Option("--keep-identifiers", help="Keep patient and study identifiers in the result.")
     ] = False,
@@ -119,12 +140,21 @@ def analyze(
     ] = None,
 ) -> None:
     """Classify an image, show where the model looked, and write analysis.json."""
+    from sahay.explain.explainer import ExplainOptions
+    from sahay.explain.methods import Budget, get_method
     from sahay.pipeline import analyze as run_analysis
     from sahay.pipeline import default_out_dir
 
+    get_method(explain)  # an unknown method is refused before the image is read
     note_text = _note_text(notes, notes_file)
     destination = out_dir or default_out_dir(image)
-    with download_bar() as on_download, err.status("analysing", spinner="dots") as status:
+    options = ExplainOptions(
+        method=explain,
+        budget=Budget(max_evaluations=explain_budget),
+        faithfulness=faithfulness,
+        opacity=overlay_opacity,
+    )
+    with _analysis_progress() as progress:
         analysis = run_analysis(
             image,
             model=model,
@@ -133,13 +163,51 @@ def analyze(
             keep_identifiers=keep_identifiers,
             force=force,
             notes=note_text,
-            download_progress=on_download,
-            on_step=lambda message: status.update(message),
+            explain=options,
+            download_progress=progress.download,
+            explain_progress=progress.evaluations,
+            on_step=progress.step,
         )
     if as_json:
         sys.stdout.write(analysis.to_json() + "\n")
         return
     print_analysis(analysis, destination)
+
+
+class _AnalysisProgress:
+    """One transient line on stderr: the current step, and a bar while bytes or evaluations are counted."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task = progress.add_task("analysing", total=None, detail="")
+
+    def step(self, message: str) -> None:
+        self.progress.update(self.task, description=message, total=None, completed=0, detail="")
+
+    def download(self, done: int, total: int | None) -> None:
+        size = f"{done / 1e6:.1f}" + (f"/{total / 1e6:.1f}" if total else "") + " MB"
+        self.progress.update(self.task, description="downloading", total=total, completed=done, detail=size)
+
+    def evaluations(self, done: int, total: int) -> None:
+        self.progress.update(
+            self.task, total=total, completed=done, detail=f"{done}/{total} model evaluations"
+        )
+
+
+@contextmanager
+def _analysis_progress() -> Iterator[_AnalysisProgress]:
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+    with progress:
+        yield _AnalysisProgress(progress)
 
 
 def print_analysis(analysis: Analysis, destination: Path | None) -> None:
@@ -156,7 +224,7 @@ def print_analysis(analysis: Analysis, destination: Path | None) -> None:
     )
     title = DEMONSTRATION_BANNER if analysis.model.demonstration else None
     table = Table(show_header=True, header_style="bold", title=title, title_style="bold red")
-    for column in ("Finding", "Probability", "Threshold", "Result", "Heatmap"):
+    for column in ("Finding", "Probability", "Threshold", "Result"):
         table.add_column(
             column,
             justify="right" if column in ("Probability", "Threshold") else "left",
@@ -164,15 +232,9 @@ def print_analysis(analysis: Analysis, destination: Path | None) -> None:
         )
     for finding in sorted(analysis.findings, key=lambda f: f.probability, reverse=True):
         result = "[bold red]POSITIVE[/]" if finding.positive else "negative"
-        heatmap = finding.heatmap.overlay_png if finding.heatmap else ""
-        table.add_row(
-            escape(finding.label),
-            f"{finding.probability:.3f}",
-            f"{finding.threshold:.3f}",
-            result,
-            escape(heatmap),
-        )
+        table.add_row(escape(finding.label), f"{finding.probability:.3f}", f"{finding.threshold:.3f}", result)
     out.print(table)
+    _print_explanations(analysis)
     if analysis.fusion is not None:
         _print_fusion(analysis)
     for warning in analysis.warnings:
@@ -180,6 +242,22 @@ def print_analysis(analysis: Analysis, destination: Path | None) -> None:
     if destination:
         out.print(f"Wrote {escape(str(destination / 'analysis.json'))} (heatmap paths are relative to it)")
     out.print(f"[dim]{escape(analysis.disclaimer)}[/]")
+
+
+def _print_explanations(analysis: Analysis) -> None:
+    for finding in analysis.findings:
+        explanation = finding.explanation
+        if explanation is None:
+            continue
+        score = explanation.faithfulness
+        faithfulness = f"faithfulness {score.score:+.2f}" if score else "faithfulness not scored"
+        out.print(
+            f"{escape(explanation.summary)} [dim]({faithfulness}; {escape(explanation.overlay_png)})[/]"
+        )
+        if not explanation.class_specific:
+            out.print(
+                f"  [yellow]note:[/] {escape(explanation.method_title)} gives every finding the same map."
+            )
 
 
 def _note_text(notes: str | None, notes_file: Path | None) -> str | None:
@@ -430,6 +508,8 @@ ImageColumn = Annotated[str | None, typer.Option(help="CSV: the image path colum
 PatientColumn = Annotated[str | None, typer.Option(help="CSV: the patient ID column (default: auto-detect).")]
 LabelColumns = Annotated[str | None, typer.Option("--labels", help="CSV: comma-separated label columns.")]
 SplitColumn = Annotated[str | None, typer.Option(help="CSV: a column naming each row's split.")]
+Split = Annotated[str, typer.Option(help="train, val or test.")]
+SplitSeed = Annotated[int, typer.Option(help="The training run's --seed, so carved splits match it.")]
 Uncertain = Annotated[
     str, typer.Option(help="CSV: blank or -1 labels are ignored, or treated as 0 or 1: ignore|zero|one.")
 ]
@@ -549,8 +629,8 @@ def evaluate_command(
     bundle: Annotated[str, typer.Argument(help="Installed model name or bundle folder.")],
     data: Annotated[Path, typer.Argument(help="An ImageFolder or a CSV of labels, like the training data.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics.json and plots.")],
-    split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
-    seed: Annotated[int, typer.Option(help="The training run's --seed, so carved splits match it.")] = 0,
+    split: Split = "test",
+    seed: SplitSeed = 0,
     image_column: ImageColumn = None,
     patient_column: PatientColumn = None,
     labels: LabelColumns = None,
@@ -589,6 +669,67 @@ def evaluate_command(
 
 def _number(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+@app.command("explain-eval")
+def explain_eval_command(
+    bundle: Annotated[str, typer.Argument(help="Installed model name or bundle folder.")],
+    data: Annotated[Path, typer.Argument(help="An ImageFolder or a CSV of labels, like the training data.")],
+    methods: Annotated[
+        str | None, typer.Option(help=f"Comma-separated methods (default: all): {EXPLAIN_METHODS_HELP}.")
+    ] = None,
+    split: Split = "test",
+    limit: Annotated[int, typer.Option(min=1, help="Score at most this many images of the split.")] = 50,
+    explain_budget: Annotated[
+        int, typer.Option(min=2, help="Occlusion and SHAP: the most model evaluations per image.")
+    ] = 64,
+    json_out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Also write the scores to this JSON file.")
+    ] = None,
+    seed: SplitSeed = 0,
+    image_column: ImageColumn = None,
+    patient_column: PatientColumn = None,
+    labels: LabelColumns = None,
+    split_column: SplitColumn = None,
+    uncertain: Uncertain = "ignore",
+) -> None:
+    """Rank explanation methods by faithfulness (deletion/insertion) on a labelled dataset."""
+    from sahay.explain.evaluate import evaluate_explanations
+    from sahay.explain.methods import Budget
+
+    chosen = [name.strip() for name in methods.split(",") if name.strip()] if methods else None
+    options = _dataset_options(image_column, patient_column, labels, split_column, uncertain)
+    with _stage_bar() as bar:
+        task_id = bar.add_task("explaining images", total=None)
+        report = evaluate_explanations(
+            bundle,
+            data,
+            methods=chosen,
+            split=split,
+            limit=limit,
+            budget=Budget(max_evaluations=explain_budget),
+            progress=lambda done, total: bar.update(task_id, completed=done, total=total),
+            json_out=json_out,
+            seed=seed,
+            **options,
+        )
+    table = _table("Method", "Faithfulness (mean ± sd)", "Deletion AUC", "Insertion AUC", "Evaluations")
+    for row in report.rows:
+        score = "n/a" if row.mean_score is None else f"{row.mean_score:+.3f} ± {row.sd_score or 0:.3f}"
+        table.add_row(
+            escape(row.method),
+            score,
+            _number(row.mean_deletion),
+            _number(row.mean_insertion),
+            f"{row.evaluations_per_image:.0f}",
+        )
+    out.print(f"{escape(report.model)} on {report.images} images of {escape(report.data)} ({report.split})")
+    out.print(table)
+    out.print("Higher is more faithful; a useful method scores clearly above the random reference.")
+    for skipped in report.skipped:
+        err.print(f"[yellow]skipped:[/] {escape(skipped)}")
+    if json_out is not None:
+        out.print(f"Wrote {escape(str(json_out))}")
 
 
 @models_app.command("fit-ood")

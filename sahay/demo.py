@@ -37,7 +37,7 @@ from sahay.models.bundle import (
 from sahay.models.calibration import fit_temperature
 from sahay.models.ood import fit_reference, to_bytes
 from sahay.models.predictor import logits_and_features
-from sahay.models.preprocess import preprocess
+from sahay.models.preprocess import preprocess, standard_input_spec
 from sahay.models.providers import efficientnet
 from sahay.models.registry import model_folder, replace_folder
 from sahay.pipeline import analyze, check_writable_folder
@@ -48,16 +48,6 @@ DEMO_IMAGE_SIZE = 224
 EXAMPLE_NAME = "example.png"
 
 Progress = Callable[[str, int, int], None]
-
-
-def demo_input_spec(size: int = DEMO_IMAGE_SIZE) -> InputSpec:
-    return InputSpec(
-        size=size,
-        channels=3,
-        resize="stretch",
-        mean=efficientnet.IMAGENET_MEAN,
-        std=efficientnet.IMAGENET_STD,
-    )
 
 
 def _features(
@@ -102,7 +92,7 @@ def build_demo_bundle(
 ) -> Bundle:
     """Train and write the demonstration bundle. About 20 s on 2 CPU cores with the defaults."""
     torch.manual_seed(seed)
-    spec = demo_input_spec(size)
+    spec = standard_input_spec(efficientnet.PROVIDER, size)
     model = efficientnet.pretrained(len(LABELS)).eval()
     train = make_dataset(train_images, size, seed)
     val = make_dataset(val_images, size, seed + 1)

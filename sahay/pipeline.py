@@ -18,17 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
-from sahay.analysis import DEMONSTRATION_BANNER, DEMONSTRATION_NOTICE, Analysis, Finding, HeatmapRef
+from sahay.analysis import DEMONSTRATION_BANNER, DEMONSTRATION_NOTICE, Analysis, Explanation, Finding
 from sahay.config import Settings, get_settings
 from sahay.errors import BadInput, OutOfDomain
-from sahay.explain.cam import class_activation_maps
-from sahay.explain.overlay import render_overlay, to_image_geometry
+from sahay.explain.explainer import ExplainOptions, ExplanationSet, explain_prediction
+from sahay.explain.methods.base import EvaluationProgress
+from sahay.explain.overlay import render_overlay, render_side_by_side
 from sahay.fileio import atomic_write_text
 from sahay.imaging import LoadedImage, read_image
 from sahay.models.domain import assess, metadata_problems
 from sahay.models.download import ProgressCallback
-from sahay.models.predictor import Prediction, Predictor
-from sahay.models.providers import get_provider
+from sahay.models.predictor import Predictor
 from sahay.models.registry import resolve
 from sahay.notes.fusion import fuse
 
@@ -56,6 +56,8 @@ def analyze(
     predictor: Predictor | None = None,
     force: bool = False,
     notes: str | None = None,
+    explain: ExplainOptions | None = None,
+    explain_progress: EvaluationProgress | None = None,
 ) -> Analysis:
     """Analyse one image and, when ``out_dir`` is given, write ``analysis.json`` and overlays there.
 
@@ -63,6 +65,8 @@ def analyze(
     made for raises ``OutOfDomain`` unless ``force``, which analyses it with a warning instead.
     ``predictor`` lets a long-lived caller (the web service) reuse a loaded model. ``notes`` is
     the clinical note that came with the image; it is read and fused with the findings.
+    ``explain`` picks the explanation method and its budget (Grad-CAM by default);
+    ``explain_progress`` hears (done, total) model evaluations of perturbation methods.
     """
     settings = settings or get_settings()
     step = on_step or (lambda _message: None)
@@ -128,9 +132,14 @@ def analyze(
     )
     if out is None:
         return analysis
+    options = explain or ExplainOptions()
+    explained = None
     if heatmaps:
-        step("computing heatmaps")
-    _write_outputs(analysis, image, prediction, predictor, out, heatmaps)
+        step(f"explaining ({options.method})")
+        explained = explain_prediction(
+            predictor, prediction, image, heatmap_targets(analysis.findings), options, explain_progress
+        )
+    _write_outputs(analysis, image, explained, predictor, out, options.opacity)
     return analysis
 
 
@@ -167,10 +176,10 @@ def heatmap_targets(findings: list[Finding]) -> list[int]:
 def _write_outputs(
     analysis: Analysis,
     image: LoadedImage,
-    prediction: Prediction,
+    explained: ExplanationSet | None,
     predictor: Predictor,
     out: Path,
-    heatmaps: bool,
+    opacity: float,
 ) -> None:
     """Stage every file first and move them in last, so a failure leaves nothing half-written.
 
@@ -183,11 +192,11 @@ def _write_outputs(
     except OSError as exc:
         raise BadInput(f"cannot write results to {out} ({exc.strerror or exc}).") from exc
     try:
-        if heatmaps:
-            _stage_heatmaps(analysis, image, prediction, predictor, staging)
+        if explained is not None:
+            _stage_explanations(analysis, image, explained, predictor, staging, opacity)
         (out / ANALYSIS_FILE).unlink(missing_ok=True)
         shutil.rmtree(out / HEATMAP_DIR, ignore_errors=True)
-        if heatmaps:
+        if explained is not None:
             (staging / HEATMAP_DIR).rename(out / HEATMAP_DIR)
         atomic_write_text(out / ANALYSIS_FILE, analysis.to_json() + "\n")
     except OSError as exc:
@@ -196,32 +205,49 @@ def _write_outputs(
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _stage_heatmaps(
-    analysis: Analysis, image: LoadedImage, prediction: Prediction, predictor: Predictor, staging: Path
+def _stage_explanations(
+    analysis: Analysis,
+    image: LoadedImage,
+    explained: ExplanationSet,
+    predictor: Predictor,
+    staging: Path,
+    opacity: float,
 ) -> None:
     manifest = predictor.manifest
-    provider = get_provider(manifest.architecture)
-    indices = heatmap_targets(analysis.findings)
-    maps = class_activation_maps(predictor.model, prediction.input_tensor, indices, provider.cam_layer)
+    method = explained.method
     folder = staging / HEATMAP_DIR
     folder.mkdir()
     banner = DEMONSTRATION_BANNER if manifest.demonstration else None
-    stems = _file_stems([analysis.findings[i].label for i in indices])
-    for index, cam, stem in zip(indices, maps, stems, strict=True):
-        finding = analysis.findings[index]
-        heatmap = to_image_geometry(cam, prediction.crop, image.pixels.shape)
-        np.save(folder / f"{stem}.npy", heatmap)
-        caption = (
-            f"{finding.label}: p={finding.probability:.2f} (threshold {finding.threshold:.2f}) - Grad-CAM"
-        )
-        # Fast zlib level: level 6 took a third of a second per 1024 px overlay, for ~10% smaller files.
-        render_overlay(image.pixels, heatmap, caption, banner).save(folder / f"{stem}.png", compress_level=1)
-        finding.heatmap = HeatmapRef(
-            method="gradcam",
-            target_layer=provider.cam_layer,
+    stems = _file_stems([analysis.findings[item.index].label for item in explained.findings])
+    for item, stem in zip(explained.findings, stems, strict=True):
+        finding = analysis.findings[item.index]
+        np.save(folder / f"{stem}.npy", item.heatmap)
+        caption = f"{finding.label}: p={finding.probability:.2f} (threshold {finding.threshold:.2f})"
+        for render, suffix in ((render_overlay, ""), (render_side_by_side, ".side-by-side")):
+            picture = render(
+                image.pixels,
+                item.heatmap,
+                caption=f"{caption} - {method.title}",
+                banner=banner,
+                opacity=opacity,
+                regions=item.regions,
+            )
+            # Fast zlib level: level 6 took a third of a second per 1024 px overlay, for ~10% smaller files.
+            picture.save(folder / f"{stem}{suffix}.png", compress_level=1)
+        finding.explanation = Explanation(
+            method=method.name,
+            method_title=method.title,
+            class_specific=method.class_specific,
+            target_layer=explained.target_layer,
+            model_evaluations=explained.evaluations,
             overlay_png=f"{HEATMAP_DIR}/{stem}.png",
+            side_by_side_png=f"{HEATMAP_DIR}/{stem}.side-by-side.png",
             array_npy=f"{HEATMAP_DIR}/{stem}.npy",
-            array_shape=(int(heatmap.shape[0]), int(heatmap.shape[1])),
+            array_shape=(int(item.heatmap.shape[0]), int(item.heatmap.shape[1])),
+            regions=item.regions,
+            lung_fields=explained.lung_fields,
+            summary=item.summary,
+            faithfulness=item.faithfulness,
         )
 
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -17,6 +19,7 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from sahay.analysis import ImageInfo
+from sahay.models.predictor import Predictor
 
 Window = tuple[float, float]
 
@@ -51,6 +54,7 @@ def write_dicom(
     patient_id: str = "12345",
     frames: int | None = None,
     preamble: bool = True,
+    patient_orientation: tuple[str, str] | None = None,
 ) -> Path:
     """Write ``pixels`` as an Explicit VR Little Endian DICOM file and return its path.
 
@@ -75,6 +79,7 @@ def write_dicom(
         ds.VOILUTSequence = DicomSequence([_lut_item(voi_lut, voi_lut_first_mapped)])
     _set_optional(ds, "BodyPartExamined", body_part)
     _set_optional(ds, "ViewPosition", view_position)
+    _set_optional(ds, "PatientOrientation", list(patient_orientation) if patient_orientation else None)
     _set_optional(ds, "PixelSpacing", list(pixel_spacing) if pixel_spacing else None)
     _set_optional(ds, "ImagerPixelSpacing", list(imager_pixel_spacing) if imager_pixel_spacing else None)
     if preamble:
@@ -212,3 +217,59 @@ def write_shapes_dataset(root: Path, *, train: int, test: int, size: int = 64, s
                 image = make_image(rng, size, disc=label == "disc", stripes=label == "stripes")
                 write_png(folder / f"{label}-{index:03d}.png", np.round(image.pixels * 255).astype(np.uint8))
     return root
+
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Phantom:
+    pixels: np.ndarray
+    image_left: Box
+    """The drawn image-left lung's box, normalised (x0, y0, x1, y1)."""
+    image_right: Box
+    midline_x: float
+
+
+def chest_phantom(
+    rows: int = 800,
+    columns: int = 700,
+    *,
+    lung_centre_y: float = 0.45,
+    lung_half_height: float = 0.28,
+    lung_half_width: float = 0.13,
+    lung_offset: float = 0.2,
+    noise: float = 0.02,
+    seed: int = 0,
+    lungs: tuple[bool, bool] = (True, True),
+) -> Phantom:
+    """A frontal chest radiograph, drawn: dark air all round, a bright trunk, two dark lungs
+    either side of a brighter mediastinum. Lung geometry is in fractions of the image."""
+    rng = np.random.default_rng(seed)
+    image = np.full((rows, columns), 0.05, dtype=np.float32)
+    centre_x = columns // 2
+    cv2.ellipse(
+        image, (centre_x, int(rows * 0.62)), (int(columns * 0.47), int(rows * 0.6)), 0, 0, 360, (0.65,), -1
+    )
+    cv2.rectangle(image, (int(columns * 0.4), 0), (int(columns * 0.6), int(rows * 0.2)), (0.65,), -1)
+    boxes = []
+    for drawn, sign in zip(lungs, (-1, 1), strict=True):
+        cx, cy = centre_x + sign * round(columns * lung_offset), round(rows * lung_centre_y)
+        ax, ay = round(columns * lung_half_width), round(rows * lung_half_height)
+        if drawn:
+            cv2.ellipse(image, (cx, cy), (ax, ay), 0, 0, 360, (0.3,), -1)
+        boxes.append(((cx - ax) / columns, (cy - ay) / rows, (cx + ax + 1) / columns, (cy + ay + 1) / rows))
+    mediastinum_w = round(columns * 0.05)
+    cv2.rectangle(
+        image, (centre_x - mediastinum_w, int(rows * 0.1)), (centre_x + mediastinum_w, rows), (0.85,), -1
+    )
+    image += rng.normal(0.0, noise, image.shape).astype(np.float32)
+    return Phantom(np.clip(image, 0.0, 1.0), boxes[0], boxes[1], centre_x / columns)
+
+
+def refused_by_ood(predictor: Predictor, images: list[np.ndarray]) -> np.ndarray:
+    """Whether the predictor's out-of-domain reference refuses each image."""
+    assert predictor.ood is not None
+    predictions = predictor.predict(images)
+    scores = predictor.ood.scores(np.stack([p.features for p in predictions]))
+    return np.asarray(scores > predictor.ood.spec.threshold)

@@ -13,9 +13,11 @@ from sahay.analysis import Analysis, Finding
 from sahay.config import Settings
 from sahay.demo import write_example_image
 from sahay.errors import BadInput
+from sahay.explain.explainer import ExplainOptions
+from sahay.explain.methods import METHODS, ExplanationMethod, MethodInput, MethodResult
 from sahay.models.bundle import Bundle
 from sahay.pipeline import analyze, heatmap_targets
-from tests.factories import write_png
+from tests.factories import chest_phantom, write_dicom, write_png
 
 
 def _finding(label: str, probability: float, positive: bool = False) -> Finding:
@@ -45,9 +47,9 @@ def example(tmp_path: Path) -> Path:
 
 def test_demonstration_overlays_carry_the_banner(demo_bundle: Bundle, example: Path, tmp_path: Path) -> None:
     analysis = analyze(example, model=str(demo_bundle.path), out_dir=tmp_path / "out")
-    finding = next(f for f in analysis.findings if f.heatmap)
-    assert finding.heatmap is not None
-    overlay = np.asarray(Image.open(tmp_path / "out" / finding.heatmap.overlay_png))
+    finding = next(f for f in analysis.findings if f.explanation)
+    assert finding.explanation is not None
+    overlay = np.asarray(Image.open(tmp_path / "out" / finding.explanation.overlay_png))
     bottom_band = overlay[-4:, :, :].reshape(-1, 3)
     # The red banner (170, 0, 0) with white text runs along the bottom of every demo overlay.
     assert (np.all(bottom_band == (170, 0, 0), axis=1)).mean() > 0.5
@@ -99,3 +101,57 @@ def test_images_too_small_to_analyse_are_refused(
     line = write_png(tmp_path / "line.png", np.full((1, 400), 128, dtype=np.uint8))
     with pytest.raises(BadInput, match="at least 16 pixels"):
         analyze(line, model=str(demo_bundle.path))
+
+
+def _fixed_map_method(centre: tuple[float, float]) -> ExplanationMethod:
+    """A stand-in method whose map is one blob at ``centre`` (x, y as fractions of the input)."""
+
+    def run(request: MethodInput) -> MethodResult:
+        height, width = request.input_tensor.shape[-2:]
+        rows, columns = np.mgrid[0:height, 0:width]
+        x, y = centre[0] * width, centre[1] * height
+        blob = np.exp(-((columns - x) ** 2 + (rows - y) ** 2) / (2 * (width / 40) ** 2)).astype(np.float32)
+        return MethodResult([blob for _ in request.label_indices], 0)
+
+    return ExplanationMethod("fixed", "Fixed map", "perturbation", True, "none", run)
+
+
+@pytest.mark.parametrize(
+    ("orientation", "words"),
+    [
+        (None, "right upper zone, peripheral"),
+        (("L", "F"), "right upper zone, peripheral"),
+        (("R", "F"), "left upper zone, peripheral"),
+    ],
+)
+def test_chest_regions_are_named_in_patient_terms(
+    demo_bundle: Bundle,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    orientation: tuple[str, str] | None,
+    words: str,
+) -> None:
+    # A PA chest 800 x 700; the demo bundle stretches it to its square input, so fractions carry over.
+    phantom = chest_phantom(800, 700)
+    path = write_dicom(
+        tmp_path / "chest.dcm",
+        np.round(phantom.pixels * 4000).astype(np.uint16),
+        bits_stored=12,
+        patient_orientation=orientation,
+    )
+    monkeypatch.setitem(METHODS, "fixed", _fixed_map_method((0.25, 0.25)))
+    analysis = analyze(
+        path,
+        model=str(demo_bundle.path),
+        out_dir=tmp_path / "out",
+        force=True,
+        explain=ExplainOptions("fixed"),
+    )
+    explanation = next(f.explanation for f in analysis.findings if f.explanation)
+    assert explanation.lung_fields == "detected"
+    (region,) = explanation.regions
+    assert region.location == words
+    assert region.zone == "upper" and region.depth == "peripheral"
+    x, y, width, height = region.box  # original pixels, around (175, 200)
+    assert abs(x + width / 2 - 175) < 12 and abs(y + height / 2 - 200) < 12
+    assert words in explanation.summary

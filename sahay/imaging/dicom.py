@@ -16,6 +16,7 @@ import numpy as np
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
 from pydicom.pixels import (
     apply_color_lut,
     apply_modality_lut,
@@ -147,6 +148,7 @@ class OpenedDicom:
             modality=_optional_text(ds, "Modality"),
             body_part=_optional_text(ds, "BodyPartExamined"),
             view_position=_optional_text(ds, "ViewPosition"),
+            patient_orientation=_patient_orientation(ds),
             pixel_spacing_mm=_pixel_spacing(ds),
             photometric_interpretation=_optional_text(ds, "PhotometricInterpretation"),
             transfer_syntax=_transfer_syntax(ds).name,
@@ -386,6 +388,17 @@ def _optional_text(ds: Dataset, keyword: str) -> str | None:
 def _optional_int(ds: Dataset, keyword: str) -> int | None:
     value = ds.get(keyword)
     return int(value) if value is not None else None
+
+
+def _patient_orientation(ds: Dataset) -> tuple[str, str] | None:
+    """(0020,0020) as two direction strings, or None when absent or not two values."""
+    value = ds.get("PatientOrientation")
+    if value is None:
+        return None
+    parts = [str(v).strip().upper() for v in (value if isinstance(value, MultiValue) else [value])]
+    if len(parts) != 2 or not all(parts) or not all(set(p) <= set("LRAPHF") for p in parts):
+        return None
+    return parts[0], parts[1]
 
 
 def _pixel_spacing(ds: Dataset) -> tuple[float, float] | None:

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 
 from sahay.models.bundle import InputSpec
+from sahay.models.providers import Provider
+from sahay.models.providers.efficientnet import IMAGENET_MEAN, IMAGENET_STD
 
 # ITU-R BT.601 luma, the weights DICOM and Pillow use for RGB to grey.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -36,6 +38,13 @@ def to_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
     if channels == 3:
         return pixels
     return (pixels @ _LUMA)[..., None].astype(np.float32)
+
+
+def standard_input_spec(provider: Provider, image_size: int) -> InputSpec:
+    """How new bundles feed images to a backbone: TorchXRayVision's convention, or ImageNet's."""
+    if provider.in_channels == 1:
+        return InputSpec(size=image_size, channels=1, resize="center_crop", value_range=(-1024.0, 1024.0))
+    return InputSpec(size=image_size, channels=3, resize="stretch", mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
 
 def crop_box_for(shape: tuple[int, ...], spec: InputSpec) -> CropBox:

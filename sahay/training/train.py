@@ -51,6 +51,7 @@ from sahay.models.bundle import (
 )
 from sahay.models.calibration import MAX_TEMPERATURE, MIN_TEMPERATURE, fit_temperature, probabilities
 from sahay.models.ood import fit_reference, to_bytes
+from sahay.models.preprocess import standard_input_spec
 from sahay.models.providers import Provider, efficientnet, get_provider
 from sahay.models.registry import check_bundle_destination, replace_folder
 from sahay.pipeline import check_writable_folder
@@ -196,7 +197,7 @@ def train(
     notes = list(dataset.notes)
     if scan.skipped:
         notes.append(f"{len(scan.skipped)} unreadable image(s) skipped, e.g. {scan.skipped[0][0]}")
-    spec = input_spec(provider, options.image_size)
+    spec = standard_input_spec(provider, options.image_size)
     checkpoint_path = _checkpoint_path(out, settings)
     run = _Run(dataset, scan, provider, spec, options, settings, report_progress)
     if resume:
@@ -231,19 +232,6 @@ def train(
     notes += run.notes
     return TrainResult(
         bundle=bundle, run_id=run_id, history=run.history, best_epoch=run.best_epoch, notes=notes
-    )
-
-
-def input_spec(provider: Provider, image_size: int) -> InputSpec:
-    """How images are fed to a backbone: TorchXRayVision's convention, or ImageNet's."""
-    if provider.in_channels == 1:
-        return InputSpec(size=image_size, channels=1, resize="center_crop", value_range=(-1024.0, 1024.0))
-    return InputSpec(
-        size=image_size,
-        channels=3,
-        resize="stretch",
-        mean=efficientnet.IMAGENET_MEAN,
-        std=efficientnet.IMAGENET_STD,
     )
 
 

@@ -15,7 +15,6 @@ from pydicom.data import get_testdata_file
 from sahay.analysis import Analysis
 from sahay.cli import main
 from sahay.config import Settings, reload_settings
-from sahay.models.registry import import_path
 from tests.factories import write_dicom, write_jpeg, write_png
 from tests.servers import ServedFolder
 
@@ -28,12 +27,6 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
     captured = capsys.readouterr()
     code = exited.value.code
     return (code if isinstance(code, int) else 1), captured.out, captured.err
-
-
-@pytest.fixture
-def demo_installed(settings: Settings, demo_bundle_dir: Path) -> Settings:
-    import_path(demo_bundle_dir, settings)
-    return settings
 
 
 def _testdata(name: str) -> Path:
@@ -81,7 +74,7 @@ def test_analyze_writes_findings_and_heatmaps(
     assert code == 0, stderr
 
     analysis = Analysis.from_json_file(out / "analysis.json")
-    assert analysis.schema_version == "1.2"
+    assert analysis.schema_version == "2.0"
     assert analysis.quality is not None and analysis.quality.forced and not analysis.quality.in_domain
     assert any("--force" in w for w in analysis.warnings)
     assert analysis.model.name == DEMO and analysis.model.demonstration
@@ -89,16 +82,18 @@ def test_analyze_writes_findings_and_heatmaps(
     assert analysis.image.identifiers is None
     assert len(analysis.image.sha256) == 64
     assert {f.label for f in analysis.findings} == {"synthetic_disc", "synthetic_stripes"}
-    with_heatmaps = [f for f in analysis.findings if f.heatmap]
+    with_heatmaps = [f for f in analysis.findings if f.explanation]
     expected = [f for f in analysis.findings if f.positive] or analysis.findings
     assert {f.label for f in with_heatmaps} == {f.label for f in expected}
     for finding in with_heatmaps:
-        assert finding.heatmap is not None
-        overlay = Image.open(out / finding.heatmap.overlay_png)
+        explanation = finding.explanation
+        assert explanation is not None and explanation.method == "gradcam"
+        side_by_side = Image.open(out / explanation.side_by_side_png)
+        assert side_by_side.width > 2 * analysis.image.columns
+        array = np.load(out / explanation.array_npy)
+        assert array.shape == tuple(explanation.array_shape)
         ratio = analysis.image.columns / analysis.image.rows
-        assert overlay.width / overlay.height == pytest.approx(ratio, rel=0.02)
-        array = np.load(out / finding.heatmap.array_npy)
-        assert array.shape == tuple(finding.heatmap.array_shape)
+        assert array.shape[1] / array.shape[0] == pytest.approx(ratio, rel=0.02)
         assert array.dtype == np.float32 and array.min() >= 0.0 and array.max() <= 1.0
     assert "DEMONSTRATION" in stdout and "synthetic_disc" in stdout
     assert "decision-support tool, not a diagnosis" in stdout
@@ -124,7 +119,7 @@ def test_no_heatmaps_flag(demo_installed: Settings, tmp_path: Path, capsys) -> N
     )
     assert code == 0
     assert not (out / "heatmaps").exists()
-    assert all(f.heatmap is None for f in Analysis.from_json_file(out / "analysis.json").findings)
+    assert all(f.explanation is None for f in Analysis.from_json_file(out / "analysis.json").findings)
 
 
 def test_identifiers_are_kept_only_on_request(demo_installed: Settings, tmp_path: Path, capsys) -> None:
@@ -238,7 +233,7 @@ def test_first_chest_analysis_pulls_the_default_model(
     assert len(analysis.findings) == 18
     assert analysis.demonstration_notice is None
     assert any("no fitted calibration" in w for w in analysis.warnings)
-    assert [f for f in analysis.findings if f.heatmap]
+    assert [f for f in analysis.findings if f.explanation]
     # The second run uses the cached bundle: no new download.
     requests = len(xrv_server.requests)
     code, _, _ = run_cli(capsys, "analyze", _generated_chest_dicom(tmp_path), "--out", out, "--json")
@@ -306,7 +301,7 @@ def test_demo_command_trains_and_analyses_offline(settings: Settings, tmp_path: 
     analysis = Analysis.from_json_file(out / "analysis" / "analysis.json")
     assert analysis.model.demonstration
     disc = next(f for f in analysis.findings if f.label == "synthetic_disc")
-    assert disc.positive and disc.heatmap is not None  # the example has a disc drawn on it
+    assert disc.positive and disc.explanation is not None  # the example has a disc drawn on it
     assert "DEMONSTRATION" in stdout
     assert (settings.models_dir / DEMO / "bundle.json").is_file()
 

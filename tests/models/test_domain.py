@@ -13,7 +13,7 @@ from sahay.models.domain import metadata_problems
 from sahay.models.ood import fit_reference, knn_scores, normalise
 from sahay.models.predictor import Predictor
 from sahay.training.synthetic import make_dataset
-from tests.factories import image_info
+from tests.factories import image_info, refused_by_ood
 
 
 def test_metadata_problems_name_the_mismatch(demo_bundle: Bundle) -> None:
@@ -61,13 +61,6 @@ def test_a_reference_needs_enough_images() -> None:
         fit_reference(np.ones((4, 3)), np.ones((2, 3)), fitted_on="x", expects_greyscale=True)
 
 
-def _refused(predictor: Predictor, images: list[np.ndarray]) -> np.ndarray:
-    assert predictor.ood is not None
-    predictions = predictor.predict(images)
-    scores = predictor.ood.scores(np.stack([p.features for p in predictions]))
-    return scores > predictor.ood.spec.threshold
-
-
 def test_the_demo_bundle_refuses_clearly_different_images(demo_bundle: Bundle) -> None:
     predictor = Predictor(demo_bundle)
     photographs = [
@@ -89,11 +82,11 @@ def test_the_demo_bundle_refuses_clearly_different_images(demo_bundle: Bundle) -
         read_image(get_testdata_file(name, download=False)).pixels
         for name in ("CT_small.dcm", "MR_small.dcm")
     ]
-    refused = _refused(predictor, photographs + scans)
+    refused = refused_by_ood(predictor, photographs + scans)
     assert refused.mean() >= 0.95
 
 
 def test_the_demo_bundle_accepts_its_own_kind_of_image(demo_bundle: Bundle) -> None:
     predictor = Predictor(demo_bundle)
     held_out = [image.pixels for image in make_dataset(60, 224, seed=4242)]
-    assert _refused(predictor, held_out).mean() <= 0.05
+    assert refused_by_ood(predictor, held_out).mean() <= 0.05

@@ -23,7 +23,7 @@ from sahay.training.evaluate import evaluate
 from sahay.training.reference import fit_ood
 from sahay.training.tracking import list_runs, tracking_uri
 from sahay.training.train import TrainEvent, TrainResult, train
-from tests.factories import write_png, write_shapes_dataset
+from tests.factories import refused_by_ood, write_png, write_shapes_dataset
 from tests.training.conftest import FAST
 
 METRIC_KEYS = {"accuracy", "precision", "recall", "sensitivity", "specificity", "f1", "auroc", "auroc_ci95"}
@@ -169,13 +169,6 @@ def _with_unreadable_images(root: Path) -> Path:
     return data
 
 
-def _refused(predictor: Predictor, images: list[np.ndarray]) -> float:
-    assert predictor.ood is not None
-    predictions = predictor.predict(images)
-    scores = predictor.ood.scores(np.stack([p.features for p in predictions]))
-    return float((scores > predictor.ood.spec.threshold).mean())
-
-
 def _clearly_different_images() -> list[np.ndarray]:
     rng = np.random.default_rng(0)
     ramp = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (64, 1))
@@ -210,12 +203,12 @@ def _clearly_different_images() -> list[np.ndarray]:
 
 
 def test_clearly_different_images_are_refused(trained: TrainResult) -> None:
-    assert _refused(Predictor(trained.bundle), _clearly_different_images()) >= 0.95
+    assert refused_by_ood(Predictor(trained.bundle), _clearly_different_images()).mean() >= 0.95
 
 
 def test_images_like_the_training_data_are_accepted(trained: TrainResult, shapes_data: Path) -> None:
     test_images = [read_image(p).pixels for p in sorted((shapes_data / "test").rglob("*.png"))]
-    assert _refused(Predictor(trained.bundle), test_images) <= 0.05
+    assert refused_by_ood(Predictor(trained.bundle), test_images).mean() <= 0.05
 
 
 def test_fit_ood_refits_the_reference_from_local_data(trained: TrainResult, tmp_path: Path) -> None:

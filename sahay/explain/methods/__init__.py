@@ -1,0 +1,39 @@
+"""The explanation methods Sahay offers. A new method is one file here and one line in ``METHODS``.
+
+Example:
+    >>> sorted(METHODS)
+    ['eigencam', 'gradcam', 'gradcam++', 'hirescam', 'layercam', 'occlusion', 'shap']
+"""
+
+from __future__ import annotations
+
+from sahay.errors import BadInput
+from sahay.explain.methods.base import Budget, ExplanationMethod, MethodInput, MethodResult
+from sahay.explain.methods.cam import EIGENCAM, GRADCAM, GRADCAM_PLUS_PLUS, HIRESCAM, LAYERCAM
+from sahay.explain.methods.occlusion import OCCLUSION
+from sahay.explain.methods.shapley import SHAPLEY
+
+DEFAULT_METHOD = "gradcam"
+
+METHODS: dict[str, ExplanationMethod] = {
+    method.name: method
+    for method in (GRADCAM, GRADCAM_PLUS_PLUS, HIRESCAM, LAYERCAM, EIGENCAM, OCCLUSION, SHAPLEY)
+}
+
+
+def get_method(name: str) -> ExplanationMethod:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise BadInput(f"unknown explanation method {name!r}; choose one of {', '.join(METHODS)}") from None
+
+
+__all__ = [
+    "DEFAULT_METHOD",
+    "METHODS",
+    "Budget",
+    "ExplanationMethod",
+    "MethodInput",
+    "MethodResult",
+    "get_method",
+]
