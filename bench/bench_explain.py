@@ -64,8 +64,7 @@ def main() -> None:
             seconds = _median_ms(lambda m=method, r=request: m.run(r), args.repeats) / 1000
             result = method.run(request)
             maps = maps or result.maps
-            name = f"{method.title} ({result.evaluations} evaluations)"
-            rows.setdefault(name, []).append(f"{seconds:.2f} s")
+            rows.setdefault(method.title, []).append(f"{seconds:.2f} s ({result.evaluations})")
         manifest = bundle.manifest
         to_probability = partial(
             probabilities, temperature=manifest.calibration.temperature, task=manifest.task
@@ -75,14 +74,14 @@ def main() -> None:
         )
         seconds = _median_ms(score, args.repeats) / 1000
         needed = evaluations_needed(len(targets), DEFAULT_STEPS)
-        label = f"Faithfulness of {len(targets)} maps ({needed} evaluations)"
-        rows.setdefault(label, []).append(f"{seconds:.2f} s")
+        rows.setdefault("Faithfulness scoring of those maps", []).append(f"{seconds:.2f} s ({needed})")
     lines = [
         "## explain",
         "",
-        f"`python -m bench.bench_explain --repeats {args.repeats}`; median wall time to explain 3 findings "
-        f"of one image at 224 px with the default budget, on {platform.machine()} with {os.cpu_count()} "
-        f"CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads, CPU only.",
+        f"`python -m bench.bench_explain --repeats {args.repeats}`; median wall time to explain the "
+        f"findings of one image at 224 px with the default budget (3 findings; the demo model has 2), "
+        f"with the forward passes made in brackets, on {platform.machine()} with {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU only.",
         "",
         "| " + " | ".join(header) + " |",
         "|---|" + "---:|" * len(bundles),
