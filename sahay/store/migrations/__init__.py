@@ -1,0 +1,1 @@
+"""Alembic migrations of Sahay's database; ``sahay.store.db.migrate`` runs them."""
