@@ -5,6 +5,7 @@ Exit codes: 0 done, 1 a failed check or an internal error, 2 bad input or usage.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,6 +44,10 @@ models_app = typer.Typer(help="List, pull, import and inspect model bundles.", n
 app.add_typer(models_app, name="models")
 runs_app = typer.Typer(help="Training and evaluation runs tracked in MLflow.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
+cases_app = typer.Typer(
+    help="The case library: add, import, list and search similar cases.", no_args_is_help=True
+)
+app.add_typer(cases_app, name="cases")
 
 out = Console(soft_wrap=True)  # long lines stay whole when piped; tables still fit the width
 err = Console(stderr=True, soft_wrap=True)
@@ -400,7 +405,8 @@ def _table(*columns: str) -> Table:
     """A table whose first column (a name people copy into commands) never wraps."""
     table = Table()
     for index, column in enumerate(columns):
-        table.add_column(column, no_wrap=index == 0)
+        # Fold, not truncate: ids and paths are copied into other commands.
+        table.add_column(column, no_wrap=index == 0, overflow="fold")
     return table
 
 
@@ -510,6 +516,9 @@ LabelColumns = Annotated[str | None, typer.Option("--labels", help="CSV: comma-s
 SplitColumn = Annotated[str | None, typer.Option(help="CSV: a column naming each row's split.")]
 Split = Annotated[str, typer.Option(help="train, val or test.")]
 SplitSeed = Annotated[int, typer.Option(help="The training run's --seed, so carved splits match it.")]
+FreeTextColumn = Annotated[
+    str | None, typer.Option(help="CSV: a column of free text (report, notes) for text search.")
+]
 Uncertain = Annotated[
     str, typer.Option(help="CSV: blank or -1 labels are ignored, or treated as 0 or 1: ignore|zero|one.")
 ]
@@ -775,6 +784,261 @@ def runs_list(limit: Annotated[int, typer.Option(min=1, help="How many runs to s
         started = run.started.strftime("%Y-%m-%d %H:%M")
         table.add_row(run.run_id, run.kind, escape(run.name), run.status.lower(), started, metric)
     out.print(table)
+
+
+BlendWeights = Annotated[
+    str | None, typer.Option(help="Blend weights, e.g. image=0.6,text=0.2,findings=0.2.")
+]
+SearchMode = Annotated[
+    str, typer.Option(help="blend (every signal the query has), or only image, text or findings.")
+]
+
+
+@cases_app.command("add")
+def cases_add(
+    analysis: Annotated[Path, typer.Argument(help="An analysis.json written by `sahay analyze`.")],
+    image: Annotated[
+        Path | None, typer.Option(help="The analysed image (default: found beside analysis.json by name).")
+    ] = None,
+    diagnosis: Annotated[str | None, typer.Option(help="The confirmed diagnosis.")] = None,
+    comment: Annotated[str | None, typer.Option(help="A clinician's free-text comment.")] = None,
+    notes: Annotated[str | None, typer.Option("--notes", help="The case's clinical notes.")] = None,
+    notes_file: Annotated[
+        Path | None, typer.Option("--notes-file", help="A UTF-8 text file of notes.")
+    ] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag; repeat for more.")] = None,
+) -> None:
+    """Add an analysed image to the case library (de-identified)."""
+    from sahay.cases.store import CaseLibrary
+
+    with CaseLibrary() as library:
+        case = library.add_analysis(
+            analysis,
+            image_path=image,
+            diagnosis=diagnosis,
+            comment=comment,
+            notes=_note_text(notes, notes_file),
+            tags=tag or [],
+        )
+    out.print(f"Added case {case.id} ({escape(case.model)}; diagnosis: {escape(case.diagnosis or 'none')})")
+
+
+@cases_app.command("import")
+def cases_import(
+    data: Annotated[Path, typer.Argument(help="An ImageFolder or a CSV of labels.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Installed model that embeds the images.")],
+    split: Annotated[str | None, typer.Option(help="Import only this split (default: all).")] = None,
+    image_column: ImageColumn = None,
+    labels: LabelColumns = None,
+    split_column: SplitColumn = None,
+    text_column: FreeTextColumn = None,
+) -> None:
+    """Import every image of a dataset as a case, its label as the confirmed diagnosis (resumable)."""
+    from sahay.cases.store import CaseLibrary
+
+    options = _case_dataset_options(image_column, labels, split_column, text_column)
+    with CaseLibrary() as library, _stage_bar() as bar:
+        task_id = bar.add_task("importing cases", total=None)
+        report = library.import_dataset(
+            data,
+            model=model,
+            split=split,
+            progress=lambda done, total: bar.update(task_id, completed=done, total=total),
+            **options,
+        )
+    out.print(f"Added {report.added} cases; {report.already_in_library} were already in the library.")
+    for refused in report.refused:
+        err.print(f"[yellow]not added:[/] {escape(refused)}")
+
+
+@cases_app.command("list")
+def cases_list(
+    limit: Annotated[int, typer.Option(min=1, help="How many cases to show, newest first.")] = 50,
+    modality: Annotated[str | None, typer.Option(help="Only cases of this modality.")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only cases with this tag.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the cases in the library."""
+    from sahay.cases.store import CaseLibrary
+
+    with CaseLibrary() as library:
+        cases = library.list_cases(limit=limit, modality=modality, tag=tag)
+    if as_json:
+        sys.stdout.write(json.dumps([_case_json(c) for c in cases], indent=2) + "\n")
+        return
+    table = _table("Case", "Added", "Modality", "Diagnosis", "Positive findings", "Tags")
+    for case in cases:
+        table.add_row(
+            case.id,
+            case.created_at.strftime("%Y-%m-%d %H:%M"),
+            escape(case.modality or ""),
+            escape(case.diagnosis or ""),
+            escape(", ".join(case.positive_findings)),
+            escape(", ".join(case.tags)),
+        )
+    out.print(table)
+
+
+@cases_app.command("show")
+def cases_show(
+    case_id: Annotated[str, typer.Argument(help="The case's id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show one case."""
+    from sahay.cases.store import CaseLibrary
+
+    with CaseLibrary() as library:
+        case = library.get(case_id)
+    details = _case_json(case) | {
+        "notes": case.notes,
+        "comment": case.comment,
+        "image": str(case.image),
+        "source": case.source,
+    }
+    if as_json:
+        details["analysis"] = json.loads(case.analysis.to_json())
+        sys.stdout.write(json.dumps(details, indent=2) + "\n")
+        return
+    for key, value in details.items():
+        if value not in (None, [], ""):
+            shown = ", ".join(value) if isinstance(value, list) else str(value)
+            out.print(f"[bold]{key}[/]: {escape(shown)}")
+
+
+@cases_app.command("remove")
+def cases_remove(case_id: Annotated[str, typer.Argument(help="The case's id.")]) -> None:
+    """Delete a case, its vectors and its files."""
+    from sahay.cases.store import CaseLibrary
+
+    with CaseLibrary() as library:
+        library.remove(case_id)
+    out.print(f"Removed case {case_id}")
+
+
+@cases_app.command("search")
+def cases_search(
+    image: Annotated[Path | None, typer.Option(help="Search with an image.")] = None,
+    analysis: Annotated[Path | None, typer.Option(help="Search with an analysis.json.")] = None,
+    text: Annotated[str | None, typer.Option(help="Search with words.")] = None,
+    k: Annotated[int, typer.Option("--k", min=1, help="How many cases to return.")] = 5,
+    modality: Annotated[str | None, typer.Option(help="Only cases of this modality.")] = None,
+    mode: SearchMode = "blend",
+    weights: BlendWeights = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Model that embeds the query image.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Find the cases most similar to an image, an analysis or words."""
+    from sahay.cases.query import analysis_query, image_query, text_query
+    from sahay.cases.search import MODES, Weights
+    from sahay.cases.store import CaseLibrary
+
+    given = [
+        name for name, value in (("--image", image), ("--analysis", analysis), ("--text", text)) if value
+    ]
+    if len(given) != 1:
+        raise BadInput("give exactly one of --image, --analysis or --text")
+    if mode not in MODES:
+        raise BadInput(f"unknown --mode {mode!r}; use one of {', '.join(MODES)}")
+    blend = Weights.parse(weights) if weights else Weights()
+    with CaseLibrary() as library:
+        query_modality = None
+        if image is not None:
+            query, query_modality = image_query(image, library, model)
+        elif analysis is not None:
+            query, query_modality = analysis_query(analysis, library)
+        else:
+            query = text_query(text or "", library)
+        results = library.search(
+            query,
+            k=k,
+            mode=mode,
+            weights=blend,
+            modality=modality,
+            query_modality=query_modality,
+        )
+    if as_json:
+        rows = [_case_json(r.case) | {"similarity": r.similarity, "signals": r.signals} for r in results]
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    for rank_number, result in enumerate(results, start=1):
+        signals = ", ".join(
+            f"{name} {_number(result.signals.get(name))}" for name in ("image", "text", "findings")
+        )
+        out.print(
+            f"{rank_number}. {result.case.id}  similarity {result.similarity:.3f} ({signals})  "
+            f"diagnosis: {escape(result.case.diagnosis or 'none')}"
+        )
+        out.print(f"   thumbnail: {escape(str(result.case.thumbnail))}")
+
+
+@cases_app.command("eval")
+def cases_eval(
+    data: Annotated[Path, typer.Argument(help="A labelled ImageFolder or CSV.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Installed model that embeds the images.")],
+    k: Annotated[int, typer.Option("--k", min=1, help="Precision at this many results.")] = 5,
+    mode: SearchMode = "blend",
+    weights: BlendWeights = None,
+    split: Annotated[str | None, typer.Option(help="Use only this split (default: all).")] = None,
+    image_column: ImageColumn = None,
+    labels: LabelColumns = None,
+    split_column: SplitColumn = None,
+    text_column: FreeTextColumn = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Leave-one-out precision@k of similar-case search on a labelled dataset."""
+    from sahay.cases.evaluate import evaluate_cases
+    from sahay.cases.search import MODES, Weights
+
+    if mode not in MODES:
+        raise BadInput(f"unknown --mode {mode!r}; use one of {', '.join(MODES)}")
+    options = _case_dataset_options(image_column, labels, split_column, text_column)
+    with _stage_bar() as bar:
+        task_id = bar.add_task("embedding images", total=None)
+        result = evaluate_cases(
+            data,
+            model=model,
+            k=k,
+            mode=mode,
+            weights=Weights.parse(weights) if weights else None,
+            split=split,
+            progress=lambda done, total: bar.update(task_id, completed=done, total=total),
+            **options,
+        )
+    if as_json:
+        sys.stdout.write(json.dumps(vars(result), indent=2) + "\n")
+        return
+    out.print(f"precision@{result.k} = {result.precision_at_k:.3f}")
+    out.print(f"{result.cases} cases, leave-one-out, mode {result.mode}")
+    for diagnosis, value in result.per_diagnosis.items():
+        out.print(f"  {escape(diagnosis)}: {value:.3f}")
+    for skipped in result.skipped:
+        err.print(f"[yellow]skipped:[/] {escape(skipped)}")
+
+
+def _case_dataset_options(
+    image_column: str | None, labels: str | None, split_column: str | None, text_column: str | None
+) -> dict[str, Any]:
+    return {
+        "image_column": image_column,
+        "label_columns": [name.strip() for name in labels.split(",")] if labels else None,
+        "split_column": split_column,
+        "text_column": text_column,
+    }
+
+
+def _case_json(case: Any) -> dict[str, Any]:
+    return {
+        "id": case.id,
+        "created_at": case.created_at.isoformat(),
+        "modality": case.modality,
+        "model": case.model,
+        "diagnosis": case.diagnosis,
+        "positive_findings": case.positive_findings,
+        "tags": case.tags,
+        "thumbnail": str(case.thumbnail),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

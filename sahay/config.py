@@ -31,6 +31,19 @@ class Settings(BaseSettings):
     auto_pull: bool = Field(
         default=True, description="Pull the default model on first use when it is missing."
     )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the database (PostgreSQL); SQLite under SAHAY_HOME when unset.",
+    )
+    qdrant_url: str | None = Field(
+        default=None,
+        description="URL of a Qdrant server for vector search; embedded Qdrant under SAHAY_HOME when unset.",
+    )
+    qdrant_api_key: str | None = Field(default=None, description="API key of the Qdrant server, if any.")
+    text_embedding_model: str | None = Field(
+        default=None,
+        description="sentence-transformers model folder or name; the packaged all-MiniLM-L6-v2 when unset.",
+    )
 
     @property
     def home_dir(self) -> Path:
@@ -39,6 +52,11 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.home_dir / "models"
+
+    @property
+    def blobs_dir(self) -> Path:
+        """Content-addressed files (case images, thumbnails, uploads)."""
+        return self.home_dir / "blobs"
 
     @property
     def max_file_bytes(self) -> int:

@@ -28,9 +28,10 @@ from sahay.fileio import atomic_write_text
 from sahay.imaging import LoadedImage, read_image
 from sahay.models.domain import assess, metadata_problems
 from sahay.models.download import ProgressCallback
-from sahay.models.predictor import Predictor
+from sahay.models.predictor import Prediction, Predictor
 from sahay.models.registry import resolve
 from sahay.notes.fusion import fuse
+from sahay.notes.models import NoteReading
 
 HEATMAP_DIR = "heatmaps"
 TOP_K_WHEN_NONE_POSITIVE = 3
@@ -92,18 +93,45 @@ def analyze(
         predictor = Predictor(bundle)
     else:
         model_choice = []
+    step(f"running {predictor.manifest.name}")
+    analysis, prediction = classify(image, predictor, force=force, notes=reading, model_choice=model_choice)
+    if out is None:
+        return analysis
+    options = explain or ExplainOptions()
+    explained = None
+    if heatmaps:
+        step(f"explaining ({options.method})")
+        explained = explain_prediction(
+            predictor, prediction, image, heatmap_targets(analysis.findings), options, explain_progress
+        )
+    _write_outputs(analysis, image, explained, predictor, out, options.opacity)
+    return analysis
+
+
+def classify(
+    image: LoadedImage,
+    predictor: Predictor,
+    *,
+    force: bool = False,
+    notes: NoteReading | None = None,
+    model_choice: list[str] | None = None,
+) -> tuple[Analysis, Prediction]:
+    """Check that the image suits the model, predict, and build the Analysis (no files, no explanations).
+
+    Raises ``OutOfDomain`` for an image the model was not made for, unless ``force``.
+    ``model_choice`` holds the sentences that explain how the model was picked.
+    """
     manifest = predictor.manifest
     problems = metadata_problems(image.info, manifest, predictor.ood)
     if problems and not force:
         raise _refusal(image.info.filename, problems)
-    step(f"running {manifest.name}")
     prediction = predictor.predict([image.pixels])[0]
     quality = assess(image.info, manifest, predictor.ood, prediction.features, problems)
     if quality.in_domain is False and not force:
         raise _refusal(image.info.filename, quality.checks)
     quality.forced = force and quality.in_domain is False
 
-    warnings = [*image.warnings, *model_choice]
+    warnings = [*image.warnings, *(model_choice or [])]
     if quality.forced:
         warnings.append(
             "Analysed although the image does not look like one the model was made for (--force): "
@@ -125,22 +153,12 @@ def analyze(
         model=manifest.card(),
         findings=prediction.findings,
         quality=quality,
-        notes=reading,
-        fusion=fuse(prediction.findings, reading) if reading is not None else None,
+        notes=notes,
+        fusion=fuse(prediction.findings, notes) if notes is not None else None,
         warnings=warnings,
         demonstration_notice=DEMONSTRATION_NOTICE if manifest.demonstration else None,
     )
-    if out is None:
-        return analysis
-    options = explain or ExplainOptions()
-    explained = None
-    if heatmaps:
-        step(f"explaining ({options.method})")
-        explained = explain_prediction(
-            predictor, prediction, image, heatmap_targets(analysis.findings), options, explain_progress
-        )
-    _write_outputs(analysis, image, explained, predictor, out, options.opacity)
-    return analysis
+    return analysis, prediction
 
 
 def _refusal(filename: str, problems: list[str]) -> OutOfDomain:

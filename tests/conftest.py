@@ -10,6 +10,8 @@ import pytest
 from sahay.config import Settings, get_settings, reload_settings
 from sahay.demo import build_demo_bundle
 from sahay.models.bundle import Bundle, load_bundle
+from sahay.models.registry import import_path
+from sahay.store import reset_engines
 from tests.servers import ServedFolder, serve_folder
 
 
@@ -32,6 +34,7 @@ def sahay_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
     reload_settings()
     yield home
     get_settings.cache_clear()  # the next test reads its own environment
+    reset_engines()  # each test's database is its own
 
 
 @pytest.fixture
@@ -50,6 +53,13 @@ def demo_bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def demo_bundle(demo_bundle_dir: Path) -> Bundle:
     return load_bundle(demo_bundle_dir)
+
+
+@pytest.fixture
+def demo_installed(settings: Settings, demo_bundle_dir: Path) -> Settings:
+    """The demonstration bundle installed in this test's SAHAY_HOME."""
+    import_path(demo_bundle_dir, settings)
+    return settings
 
 
 @pytest.fixture(scope="session")

@@ -273,3 +273,56 @@ def refused_by_ood(predictor: Predictor, images: list[np.ndarray]) -> np.ndarray
     predictions = predictor.predict(images)
     scores = predictor.ood.scores(np.stack([p.features for p in predictions]))
     return np.asarray(scores > predictor.ood.spec.threshold)
+
+
+CASE_CLASSES = ("round", "striped")
+_CASE_WORDS = {
+    "round": (
+        "a round bright opacity",
+        "well circumscribed round density",
+        "circular dense focus",
+        "rounded lesion",
+    ),
+    "striped": (
+        "parallel linear stripes",
+        "striated linear pattern",
+        "multiple parallel bands",
+        "linear streaks",
+    ),
+    "neutral": (
+        "image reviewed",
+        "study obtained for comparison",
+        "no prior available",
+        "routine acquisition",
+    ),
+}
+
+
+def write_case_dataset(
+    root: Path, *, per_class: int = 12, images_tell: bool = True, words_tell: bool = True, seed: int = 0
+) -> Path:
+    """A CSV dataset of two labelled classes for similar-case search, with a ``notes`` text column.
+
+    ``images_tell``: class "round" images show a disc and "striped" ones stripes; otherwise every
+    image is a plain background. ``words_tell``: each note describes its class; otherwise every
+    note is drawn from the same neutral sentences.
+    """
+    from sahay.training.synthetic import make_image
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    rows = ["path,round,striped,notes"]
+    for label in CASE_CLASSES:
+        for index in range(per_class):
+            shows = images_tell
+            image = make_image(
+                rng, 224, disc=shows and label == "round", stripes=shows and label == "striped"
+            )
+            name = f"{label}-{index:03d}.png"
+            write_png(root / name, np.round(image.pixels * 255).astype(np.uint8))
+            words = _CASE_WORDS[label if words_tell else "neutral"]
+            note = str(words[int(rng.integers(len(words)))])
+            rows.append(f"{name},{int(label == 'round')},{int(label == 'striped')},{note}")
+    table = root / "cases.csv"
+    table.write_text("\n".join(rows) + "\n")
+    return table

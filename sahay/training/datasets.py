@@ -74,6 +74,8 @@ class Sample:
     path: Path
     target: np.ndarray
     patient_id: str | None = None
+    text: str | None = None
+    """CSV only: the row's free text (``text_column``), e.g. its report or notes."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,7 @@ class _CsvColumns:
     patient_column: str | None = None
     label_columns: Sequence[str] | None = None
     split_column: str | None = None
+    text_column: str | None = None
 
 
 def load_dataset(
@@ -166,6 +169,7 @@ def load_dataset(
     patient_column: str | None = None,
     label_columns: Sequence[str] | None = None,
     split_column: str | None = None,
+    text_column: str | None = None,
     val_fraction: float = 0.15,
     test_fraction: float = 0.15,
     seed: int = 0,
@@ -186,6 +190,8 @@ def load_dataset(
     * patient: the first of ``patient_id, Patient ID, PatientID, patient``; else a ``patient<digits>``
       folder in the image path (CheXpert);
     * split: ``split`` (values train, val/valid/validation, test);
+    * text: only when named with ``text_column`` (free text such as a report; similar-case search
+      embeds it);
     * labels: NIH's ``Finding Labels`` ("A|B", "No Finding") when present, else every other column
       whose non-blank values are all 0, 1 or -1 (text and numeric columns such as Sex, Age, AP/PA drop out).
 
@@ -207,7 +213,7 @@ def load_dataset(
     """
     source = Path(source).expanduser()
     plan = _check_options(task, uncertain, val_fraction, test_fraction, seed)
-    columns = _CsvColumns(image_column, patient_column, label_columns, split_column)
+    columns = _CsvColumns(image_column, patient_column, label_columns, split_column, text_column)
     if source.is_dir():
         given = [f.name for f in fields(columns) if getattr(columns, f.name) is not None]
         if given:
@@ -496,8 +502,9 @@ def _load_csv(
         )
     patient_column = _pick_column(table, columns.patient_column, PATIENT_COLUMNS, "patient_column")
     split_column = _pick_column(table, columns.split_column, SPLIT_COLUMNS, "split_column")
+    text_column = _known_column(table, columns.text_column, "text_column") if columns.text_column else None
     notes: list[str] = []
-    reserved = {image_column, patient_column, split_column}
+    reserved = {image_column, patient_column, split_column, text_column}
     labels, raw = _csv_labels(table, columns.label_columns, reserved, notes)
     task = task or "multilabel"
     targets = _apply_uncertain_policy(raw, uncertain, notes)
@@ -509,8 +516,10 @@ def _load_csv(
     patients = _csv_patients(table, patient_column, written, notes)
     targets = targets.astype(np.float32)
     targets.flags.writeable = False  # each sample's target is a row view
+    texts: Sequence[str | None] = table.column(text_column) if text_column else [None] * len(paths)
     samples = [
-        Sample(path, target, patient) for path, target, patient in zip(paths, targets, patients, strict=True)
+        Sample(path, target, patient, text)
+        for path, target, patient, text in zip(paths, targets, patients, texts, strict=True)
     ]
     strata = [int(np.argmax(t)) for t in targets] if task == "multiclass" else None
     splits = _csv_splits(table, split_column, samples, strata, plan, notes)

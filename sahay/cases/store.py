@@ -1,0 +1,530 @@
+"""The case library: analysed images with their notes, confirmed diagnosis, report and tags.
+
+A case keeps a de-identified copy of the analysed image (the displayed pixels as a PNG, so no
+DICOM header travels with it; text burned into the pixels is not removed), a thumbnail, the
+Analysis without identifiers, and three vectors in the vector index (``sahay.cases.search``).
+Rows live in the database (``sahay.store``), images in the content-addressed blob store.
+
+Example:
+    >>> library = CaseLibrary()                                            # doctest: +SKIP
+    >>> case = library.add_analysis(Path("out/analysis.json"), diagnosis="pneumonia")  # doctest: +SKIP
+    >>> library.search(QueryVectors(...), k=5)                             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+from pydantic import ValidationError
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+
+from sahay.analysis import Analysis
+from sahay.cases.search import (
+    COLLECTION_PREFIX,
+    SIGNALS,
+    Mode,
+    QueryVectors,
+    Ranked,
+    Weights,
+    normalised,
+    rank,
+    signal_collection,
+)
+from sahay.config import Settings, get_settings
+from sahay.errors import BadInput, SahayError
+from sahay.fileio import sha256_file
+from sahay.imaging import LoadedImage, read_image
+from sahay.models.predictor import Prediction, Predictor
+from sahay.models.registry import find_bundle
+from sahay.store import BlobStore, CaseRecord, session_scope
+from sahay.vectors import VectorIndex
+
+THUMBNAIL_SIDE = 256
+
+
+@dataclass(frozen=True)
+class CaseSummary:
+    id: str
+    created_at: datetime
+    modality: str | None
+    model: str
+    diagnosis: str | None
+    tags: list[str]
+    positive_findings: list[str]
+    thumbnail: Path
+
+
+@dataclass(frozen=True)
+class CaseDetail(CaseSummary):
+    analysis: Analysis
+    notes: str | None
+    comment: str | None
+    report: str | None
+    image: Path
+    source: str | None
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    case: CaseSummary
+    similarity: float
+    signals: dict[str, float | None]
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    already_in_library: int = 0
+    refused: list[str] = field(default_factory=list)
+    """Images that could not be read or that the model refused, with the reason."""
+
+
+def model_space(name: str, version: str) -> str:
+    return f"{name}@{version}"
+
+
+def case_text(
+    diagnosis: str | None,
+    comment: str | None,
+    notes: str | None,
+    positive_findings: Sequence[str],
+    tags: Sequence[str],
+) -> str:
+    """The words a case is found by in text search; empty when it has none."""
+    parts = [diagnosis, comment, notes]
+    if positive_findings:
+        parts.append("Findings: " + ", ".join(positive_findings))
+    if tags:
+        parts.append("Tags: " + ", ".join(tags))
+    return ". ".join(p.strip() for p in parts if p and p.strip())
+
+
+def prediction_vectors(prediction: Prediction) -> tuple[np.ndarray, np.ndarray]:
+    """The image vector (pooled features) and the findings vector (probabilities), normalised."""
+    probabilities = np.array([f.probability for f in prediction.findings], dtype=np.float32)
+    return normalised(prediction.features), normalised(probabilities)
+
+
+class CaseLibrary:
+    """Cases in the database, their files in the blob store, their vectors in the vector index."""
+
+    def __init__(self, settings: Settings | None = None, index: VectorIndex | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.blobs = BlobStore(self.settings.blobs_dir)
+        self._index = index
+        self._text_embedder: Any = None
+
+    @property
+    def index(self) -> VectorIndex:
+        if self._index is None:
+            self._index = VectorIndex.open(self.settings)
+        return self._index
+
+    def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+
+    def __enter__(self) -> CaseLibrary:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # Adding -------------------------------------------------------------------------------
+
+    def add_analysis(
+        self,
+        analysis_path: Path,
+        *,
+        image_path: Path | None = None,
+        diagnosis: str | None = None,
+        comment: str | None = None,
+        notes: str | None = None,
+        tags: Sequence[str] = (),
+        report: str | None = None,
+    ) -> CaseDetail:
+        """Add the case of an ``analysis.json``; its image is ``image_path`` or found beside it by name."""
+        analysis = load_analysis(analysis_path)
+        image_file = locate_image(analysis, analysis_path, image_path)
+        image = read_image(image_file, settings=self.settings)
+        predictor = predictor_for(analysis, self.settings)
+        prediction = predictor.predict([image.pixels])[0]
+        case_id = self._store(analysis, image, prediction, diagnosis, comment, notes, tags, report, None)
+        return self.get(case_id)
+
+    def add_prediction(
+        self,
+        analysis: Analysis,
+        image: LoadedImage,
+        prediction: Prediction,
+        *,
+        diagnosis: str | None = None,
+        notes: str | None = None,
+        tags: Sequence[str] = (),
+        source: str | None = None,
+    ) -> str:
+        """Add a case from an analysis made in this process (``sahay.pipeline.classify``)."""
+        return self._store(analysis, image, prediction, diagnosis, None, notes, tags, None, source)
+
+    def _store(
+        self,
+        analysis: Analysis,
+        image: LoadedImage,
+        prediction: Prediction,
+        diagnosis: str | None,
+        comment: str | None,
+        notes: str | None,
+        tags: Sequence[str],
+        report: str | None,
+        source: str | None,
+    ) -> str:
+        model = analysis.model
+        with session_scope(self.settings) as session:
+            existing = session.scalar(
+                select(CaseRecord.id).where(
+                    CaseRecord.image_sha256 == analysis.image.sha256,
+                    CaseRecord.model_name == model.name,
+                    CaseRecord.model_version == model.version,
+                )
+            )
+        if existing is not None:
+            raise BadInput(
+                f"this image is already case {existing} (analysed with {model.name} {model.version})"
+            )
+        record = CaseRecord(
+            modality=analysis.image.modality,
+            body_part=analysis.image.body_part,
+            image_sha256=analysis.image.sha256,
+            model_name=model.name,
+            model_version=model.version,
+            labels=[f.label for f in analysis.findings],
+            probabilities=[f.probability for f in analysis.findings],
+            notes=notes,
+            diagnosis=diagnosis,
+            comment=comment,
+            report=report,
+            tags=sorted(set(tags)),
+            source=source,
+        )
+        record.id = record.id or _new_id()
+        record.analysis_json = _deidentified(analysis, record.id).to_json()
+        record.image_blob = self.blobs.put_bytes(_png(image.pixels), ".png")
+        record.thumbnail_blob = self.blobs.put_bytes(_png(_thumbnail(image.pixels), bits=8), ".png")
+        positives = [f.label for f in analysis.positive_findings]
+        text = case_text(diagnosis, comment, notes, positives, record.tags)
+        self._write_vectors(record, prediction, text)
+        try:
+            with session_scope(self.settings) as session:
+                session.add(record)
+        except IntegrityError as exc:  # another process added the same image meanwhile
+            self._delete_vectors([record.id])
+            raise BadInput(
+                f"this image is already in the case library ({model.name} {model.version})"
+            ) from exc
+        except Exception:
+            self._delete_vectors([record.id])
+            raise
+        return record.id
+
+    def _write_vectors(self, record: CaseRecord, prediction: Prediction, text: str) -> None:
+        image_vector, findings_vector = prediction_vectors(prediction)
+        space = model_space(record.model_name, record.model_version)
+        payload = {"modality": record.modality or "", "model": space}
+        vectors: dict[str, np.ndarray] = {"image": image_vector, "findings": findings_vector}
+        text_space = None
+        if text:
+            embedder = self.text_embedder()
+            vectors["text"] = embedder.embed([text])[0]
+            text_space = embedder.name
+        for signal, vector in vectors.items():
+            collection = signal_collection(signal, space, text_space)  # type: ignore[arg-type]
+            self.index.ensure(collection, int(vector.shape[0]))
+            self.index.upsert(collection, [record.id], vector[None, :], [payload])
+
+    def text_embedder(self) -> Any:
+        if self._text_embedder is None:
+            from sahay.embeddings import text_embedder
+
+            self._text_embedder = text_embedder(self.settings)
+        return self._text_embedder
+
+    def import_dataset(
+        self,
+        data: Path,
+        *,
+        model: str,
+        split: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        **dataset_options: Any,
+    ) -> ImportReport:
+        """Each image of an ImageFolder or CSV dataset becomes a case, its label the confirmed diagnosis.
+
+        Resumable: images already imported from this dataset with this model are skipped without
+        being read again. Images the model refuses (out of domain) are listed, not added.
+        """
+        from sahay.pipeline import classify
+        from sahay.training.datasets import SPLITS, load_dataset
+
+        predictor = Predictor(find_bundle(model, self.settings))
+        manifest = predictor.manifest
+        dataset = load_dataset(data, **dataset_options)
+        if split is not None and split not in SPLITS:
+            raise BadInput(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+        samples = [s for name in SPLITS if split in (None, name) for s in dataset.splits.get(name, [])]
+        base = dataset.image_root or (dataset.root if dataset.root.is_dir() else dataset.root.parent)
+        with session_scope(self.settings) as session:
+            done_sources = set(
+                session.scalars(
+                    select(CaseRecord.source).where(
+                        CaseRecord.model_name == manifest.name, CaseRecord.model_version == manifest.version
+                    )
+                )
+            )
+        report = ImportReport()
+        for number, sample in enumerate(samples, start=1):
+            source = _relative(sample.path, base)
+            if source in done_sources:
+                report.already_in_library += 1
+            else:
+                try:
+                    image = read_image(sample.path, settings=self.settings)
+                    analysis, prediction = classify(image, predictor)
+                    diagnosis = diagnosis_from_target(sample.target, dataset.labels)
+                    self.add_prediction(
+                        analysis, image, prediction, diagnosis=diagnosis, notes=sample.text, source=source
+                    )
+                    report.added += 1
+                except SahayError as exc:
+                    if "already case" in str(exc):
+                        report.already_in_library += 1
+                    else:
+                        report.refused.append(f"{source}: {exc}")
+            if progress is not None:
+                progress(number, len(samples))
+        return report
+
+    # Reading ------------------------------------------------------------------------------
+
+    def count(self) -> int:
+        with session_scope(self.settings) as session:
+            return int(session.scalar(select(func.count()).select_from(CaseRecord)) or 0)
+
+    def list_cases(
+        self, *, limit: int = 50, modality: str | None = None, tag: str | None = None
+    ) -> list[CaseSummary]:
+        with session_scope(self.settings) as session:
+            query = select(CaseRecord).order_by(CaseRecord.created_at.desc())
+            if modality:
+                query = query.where(CaseRecord.modality == modality)
+            records = list(session.scalars(query))
+        if tag:
+            records = [r for r in records if tag in (r.tags or [])]
+        return [self._summary(r) for r in records[:limit]]
+
+    def get(self, case_id: str) -> CaseDetail:
+        with session_scope(self.settings) as session:
+            record = session.get(CaseRecord, case_id)
+        if record is None:
+            raise BadInput(f"no case {case_id!r} in the library; `sahay cases list` shows the cases")
+        summary = self._summary(record)
+        return CaseDetail(
+            **vars(summary),
+            analysis=Analysis.model_validate_json(record.analysis_json),
+            notes=record.notes,
+            comment=record.comment,
+            report=record.report,
+            image=self.blobs.path(record.image_blob),
+            source=record.source,
+        )
+
+    def remove(self, case_id: str) -> None:
+        """Delete a case, its vectors, and its files unless another case shares them."""
+        with session_scope(self.settings) as session:
+            record = session.get(CaseRecord, case_id)
+            if record is None:
+                raise BadInput(f"no case {case_id!r} in the library; `sahay cases list` shows the cases")
+            blobs = {record.image_blob, record.thumbnail_blob}
+            session.execute(delete(CaseRecord).where(CaseRecord.id == case_id))
+        self._delete_vectors([case_id])
+        with session_scope(self.settings) as session:
+            images = session.scalars(select(CaseRecord.image_blob).where(CaseRecord.image_blob.in_(blobs)))
+            thumbnails = session.scalars(
+                select(CaseRecord.thumbnail_blob).where(CaseRecord.thumbnail_blob.in_(blobs))
+            )
+            shared = set(images) | set(thumbnails)
+        for blob in blobs - shared:
+            self.blobs.delete(blob)
+
+    def _delete_vectors(self, ids: Sequence[str]) -> None:
+        for collection in self.index.collections(prefix=f"{COLLECTION_PREFIX}-"):
+            self.index.delete(collection, ids)
+
+    def modalities(self) -> set[str]:
+        with session_scope(self.settings) as session:
+            return {m for m in session.scalars(select(CaseRecord.modality).distinct()) if m}
+
+    def model_spaces(self) -> dict[str, int]:
+        """``name@version`` of the models the cases were embedded with, and how many cases each."""
+        with session_scope(self.settings) as session:
+            rows = session.execute(
+                select(CaseRecord.model_name, CaseRecord.model_version, func.count()).group_by(
+                    CaseRecord.model_name, CaseRecord.model_version
+                )
+            )
+            return {model_space(name, version): int(n) for name, version, n in rows}
+
+    # Searching ----------------------------------------------------------------------------
+
+    def search(
+        self,
+        query: QueryVectors,
+        *,
+        k: int = 5,
+        mode: Mode = "blend",
+        weights: Weights | None = None,
+        modality: str | None = None,
+        query_modality: str | None = None,
+    ) -> list[SearchResult]:
+        """The ``k`` most similar cases to ``query``; ``modality`` restricts the cases searched."""
+        if self.count() == 0:
+            raise BadInput(
+                "the case library is empty; add cases with `sahay cases add` or `sahay cases import`"
+            )
+        held = self.modalities()
+        if query_modality and held and query_modality not in held:
+            raise BadInput(
+                f"the query image is {query_modality}, and the library holds "
+                f"{', '.join(sorted(held))} cases; search a library of the same modality"
+            )
+        if query.model_space is not None and (query.image is not None or query.findings is not None):
+            spaces = self.model_spaces()
+            if query.model_space not in spaces and mode != "text":
+                raise BadInput(
+                    f"no case in the library was embedded with model {query.model_space}; its models are "
+                    f"{', '.join(sorted(spaces))}. Search with --model set to one of them."
+                )
+        where = {"modality": modality} if modality else None
+        ranked = rank(self.index, query, k=k, mode=mode, weights=weights, where=where)
+        return [self._result(r) for r in ranked]
+
+    def _result(self, ranked: Ranked) -> SearchResult:
+        with session_scope(self.settings) as session:
+            record = session.get(CaseRecord, ranked.id)
+        if record is None:  # a vector whose row is gone (removed meanwhile)
+            raise BadInput(f"case {ranked.id} was removed during the search; search again")
+        return SearchResult(self._summary(record), ranked.similarity, ranked.signals)
+
+    def _summary(self, record: CaseRecord) -> CaseSummary:
+        analysis = Analysis.model_validate_json(record.analysis_json)
+        return CaseSummary(
+            id=record.id,
+            created_at=record.created_at,
+            modality=record.modality,
+            model=model_space(record.model_name, record.model_version),
+            diagnosis=record.diagnosis,
+            tags=list(record.tags or []),
+            positive_findings=[f.label for f in analysis.positive_findings],
+            thumbnail=self.blobs.path(record.thumbnail_blob),
+        )
+
+
+# Helpers shared by the CLI's add and search -----------------------------------------------
+
+
+def load_analysis(path: Path) -> Analysis:
+    try:
+        return Analysis.from_json_file(path)
+    except OSError as exc:
+        raise BadInput(f"cannot read {path} ({exc.strerror or exc})") from exc
+    except (ValidationError, ValueError) as exc:
+        raise BadInput(f"{path} is not a Sahay analysis.json ({str(exc).splitlines()[0]})") from exc
+
+
+def locate_image(analysis: Analysis, analysis_path: Path, given: Path | None) -> Path:
+    """The analysed image: ``given``, or a file of the recorded name beside the analysis or here.
+
+    Its sha256 must match the one the analysis recorded.
+    """
+    name = analysis.image.filename
+    candidates = (
+        [given] if given else [analysis_path.parent / name, analysis_path.parent.parent / name, Path(name)]
+    )
+    for candidate in candidates:
+        if candidate is not None and candidate.is_file():
+            if sha256_file(candidate) != analysis.image.sha256:
+                raise BadInput(
+                    f"{candidate} is not the image {analysis_path} was made from (its sha256 differs)"
+                )
+            return candidate
+    if given:
+        raise BadInput(f"{given} does not exist")
+    raise BadInput(
+        f"cannot find {name}, the image of {analysis_path}; give it with --image "
+        "(analysis.json records only the image's name and sha256)"
+    )
+
+
+def predictor_for(analysis: Analysis, settings: Settings) -> Predictor:
+    """The installed model that made ``analysis``: same name, version and weights."""
+    card = analysis.model
+    bundle = find_bundle(card.name, settings)
+    if (bundle.manifest.version, bundle.manifest.weights.sha256) != (card.version, card.weights_sha256):
+        raise BadInput(
+            f"the installed {card.name} is version {bundle.manifest.version}, and the analysis was made with "
+            f"version {card.version} (or other weights); its image vectors would not be comparable"
+        )
+    return Predictor(bundle)
+
+
+def _deidentified(analysis: Analysis, case_id: str) -> Analysis:
+    image = analysis.image.model_copy(update={"identifiers": None, "filename": f"case-{case_id}.png"})
+    return analysis.model_copy(update={"image": image})
+
+
+def _png(pixels: np.ndarray, bits: int = 16) -> bytes:
+    """The displayed pixels as a PNG: 16-bit grey, or 8-bit RGB for colour images."""
+    if pixels.ndim == 3 or bits == 8:
+        array = np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8)
+    else:
+        array = np.round(np.clip(pixels, 0, 1) * 65535).astype(np.uint16)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _thumbnail(pixels: np.ndarray) -> np.ndarray:
+    height, width = pixels.shape[:2]
+    scale = min(1.0, THUMBNAIL_SIDE / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(pixels.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+
+
+def diagnosis_from_target(target: np.ndarray, labels: Sequence[str]) -> str:
+    present = [label for label, value in zip(labels, target, strict=True) if value == 1]
+    return ", ".join(present) if present else "no finding"
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return path.resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return path.resolve().as_posix()
+
+
+def _new_id() -> str:
+    from sahay.store.models import new_id
+
+    return new_id()
+
+
+__all__ = ["SIGNALS", "CaseDetail", "CaseLibrary", "CaseSummary", "ImportReport", "SearchResult"]
