@@ -48,6 +48,8 @@ cases_app = typer.Typer(
     help="The case library: add, import, list and search similar cases.", no_args_is_help=True
 )
 app.add_typer(cases_app, name="cases")
+kb_app = typer.Typer(help="The cited knowledge base: add documents, list and search.", no_args_is_help=True)
+app.add_typer(kb_app, name="kb")
 
 out = Console(soft_wrap=True)  # long lines stay whole when piped; tables still fit the width
 err = Console(stderr=True, soft_wrap=True)
@@ -1015,6 +1017,136 @@ def cases_eval(
         out.print(f"  {escape(diagnosis)}: {value:.3f}")
     for skipped in result.skipped:
         err.print(f"[yellow]skipped:[/] {escape(skipped)}")
+
+
+@app.command("chat")
+def chat_command(
+    question: Annotated[
+        str | None, typer.Argument(help="The question; without one, an interactive chat.")
+    ] = None,
+    analysis: Annotated[Path | None, typer.Option(help="The analysis.json the chat is about.")] = None,
+    audience: Annotated[str, typer.Option(help="clinician or patient.")] = "clinician",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the answer, its citations and each sentence's evidence.")
+    ] = False,
+) -> None:
+    """Ask about an analysis or a topic; answers are grounded in the analysis and cited passages."""
+    from sahay.cases.store import load_analysis
+    from sahay.chat.engine import Conversation
+
+    if audience not in ("clinician", "patient"):
+        raise BadInput(f"--audience must be clinician or patient, not {audience!r}")
+    focus = load_analysis(analysis) if analysis is not None else None
+    conversation = Conversation(focus, audience)  # type: ignore[arg-type]
+    if question is not None:
+        answer = conversation.ask(question)
+        if as_json:
+            sys.stdout.write(json.dumps(answer.to_dict(), indent=2) + "\n")
+        else:
+            _print_answer(answer)
+        return
+    if as_json:
+        raise BadInput("--json needs a QUESTION")
+    out.print("[dim]Ask a question; an empty line or 'exit' ends the chat.[/]")
+    while True:
+        try:
+            line = out.input("[bold]> [/]")
+        except (EOFError, KeyboardInterrupt):
+            break
+        if line.strip().lower() in ("", "exit", "quit"):
+            break
+        _print_answer(conversation.ask(line))
+
+
+def _print_answer(answer: Any) -> None:
+    out.print(escape(answer.text))
+    for citation in answer.citations():
+        sources = "; ".join(f"{s['title']} ({s['publisher']}) {s['url']}" for s in citation["sources"])
+        out.print(
+            f"[dim]\\[{citation['id']}] {escape(citation['title'])} - {escape(citation['section'])}: "
+            f"{escape(sources)}[/]"
+        )
+    for removed in answer.dropped:
+        err.print(
+            f"[yellow]removed an unverified sentence ({escape(removed.problem or '')}):[/] "
+            f"{escape(removed.text)}"
+        )
+    if answer.disclaimer:
+        out.print(f"[dim]{escape(answer.disclaimer)}[/]")
+
+
+@kb_app.command("add")
+def kb_add(paths: Annotated[list[Path], typer.Argument(help="Markdown, text or PDF files.")]) -> None:
+    """Add your own documents to the knowledge base (chunked, embedded, cited by file name)."""
+    from sahay.knowledge.index import KnowledgeBase
+
+    with KnowledgeBase() as kb:
+        added = kb.add(paths)
+    for document in added:
+        out.print(f"Added {document.id}: {escape(document.title)} ({document.chunks} passages)")
+
+
+@kb_app.command("list")
+def kb_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List the knowledge base's documents: the curated articles and yours."""
+    from sahay.knowledge.index import KnowledgeBase
+
+    with KnowledgeBase() as kb:
+        documents = kb.documents()
+    if as_json:
+        sys.stdout.write(json.dumps([vars(d) for d in documents], indent=2) + "\n")
+        return
+    table = _table("Document", "Title", "Kind", "Passages")
+    for document in documents:
+        kind = "curated" if document.builtin else "yours"
+        table.add_row(document.id, escape(document.title), kind, str(document.chunks))
+    out.print(table)
+
+
+@kb_app.command("remove")
+def kb_remove(document: Annotated[str, typer.Argument(help="The id of a document you added.")]) -> None:
+    """Remove a document you added."""
+    from sahay.knowledge.index import KnowledgeBase
+
+    with KnowledgeBase() as kb:
+        kb.remove(document)
+    out.print(f"Removed {document}")
+
+
+@kb_app.command("search")
+def kb_search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    k: Annotated[int, typer.Option("--k", min=1, help="How many passages.")] = 5,
+    audience: Annotated[str | None, typer.Option(help="clinician or patient.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Search the knowledge base: BM25 and embeddings, fused by reciprocal rank."""
+    from sahay.knowledge.index import KnowledgeBase
+
+    if audience not in (None, "clinician", "patient"):
+        raise BadInput(f"--audience must be clinician or patient, not {audience!r}")
+    with KnowledgeBase() as kb:
+        passages = kb.search(query, k=k, audience=audience)
+    if as_json:
+        rows = [
+            {
+                "document": p.chunk.document,
+                "title": p.chunk.title,
+                "section": p.chunk.section,
+                "text": p.chunk.text,
+                "score": p.score,
+                "sources": [s.model_dump() for s in p.sources],
+            }
+            for p in passages
+        ]
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    for number, passage in enumerate(passages, start=1):
+        chunk = passage.chunk
+        out.print(f"[bold][{number}] {escape(chunk.title)}[/] - {escape(chunk.section)} ({chunk.document})")
+        out.print(escape(chunk.text))
+        for source in passage.sources:
+            out.print(f"    [dim]\\[{source.id}] {escape(source.citation())}[/]")
 
 
 def _case_dataset_options(

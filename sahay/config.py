@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +45,22 @@ class Settings(BaseSettings):
         default=None,
         description="sentence-transformers model folder or name; the packaged all-MiniLM-L6-v2 when unset.",
     )
+
+    llm: Literal["grounded", "openai", "llamacpp"] = Field(
+        default="grounded",
+        description="Who writes chat answers: the offline grounded composer, an OpenAI-compatible "
+        "server, or a local GGUF model through llama.cpp.",
+    )
+    llm_base_url: str | None = Field(
+        default=None, description="OpenAI-compatible server, e.g. http://localhost:11434/v1"
+    )
+    llm_model: str | None = Field(default=None, description="Model name the server knows, e.g. llama3.1:8b")
+    llm_api_key: str | None = Field(default=None, description="API key for the LLM server, if it needs one.")
+    llm_model_path: Path | None = Field(default=None, description="GGUF file for SAHAY_LLM=llamacpp.")
+    web_search_url: str | None = Field(
+        default=None, description="An Exa-style search API; web search is off when unset."
+    )
+    web_search_api_key: str | None = Field(default=None, description="API key for the web search API.")
 
     @property
     def home_dir(self) -> Path:
