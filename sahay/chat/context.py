@@ -1,0 +1,88 @@
+"""What an answer may rest on: facts read off the Analysis, and retrieved passages, each numbered.
+
+Facts are cited as ``[A1]``, ``[A2]``... and passages as ``[1]``, ``[2]``...; every sentence of an
+answer must rest on one of them (``sahay.chat.verify``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from sahay.analysis import Analysis
+from sahay.knowledge.index import Passage
+
+
+@dataclass(frozen=True)
+class Fact:
+    id: str
+    """``A1``, ``A2``, ...: how answers cite it."""
+    field: str
+    """Where in the Analysis it comes from, e.g. ``findings[Effusion]``."""
+    text: str
+    label: str | None = None
+    """The finding it is about, if any."""
+
+
+@dataclass
+class Context:
+    question: str
+    audience: str
+    facts: list[Fact] = field(default_factory=list)
+    passages: list[Passage] = field(default_factory=list)
+
+    def passage(self, number: int) -> Passage | None:
+        return self.passages[number - 1] if 1 <= number <= len(self.passages) else None
+
+    def fact(self, fact_id: str) -> Fact | None:
+        return next((f for f in self.facts if f.id == fact_id), None)
+
+    def as_prompt(self) -> str:
+        """The context block every backend receives: data, never instructions."""
+        lines = ["ANALYSIS FACTS (cite as [A1], [A2], ...):"]
+        lines += [f"[{f.id}] {f.text}" for f in self.facts] or ["(no analysis in focus)"]
+        lines.append("PASSAGES (cite as [1], [2], ...):")
+        for number, passage in enumerate(self.passages, start=1):
+            chunk = passage.chunk
+            # The article's own [n] markers number its sources, not these passages: leave them out.
+            text = re.sub(r"\s*\[\d+\]", "", chunk.text)
+            lines.append(f"[{number}] {chunk.title} - {chunk.section}: {text}")
+        return "\n".join(lines)
+
+
+def analysis_facts(analysis: Analysis) -> list[Fact]:
+    """Numbered facts: the model, each finding with its threshold, where it looked, the note, warnings."""
+    facts: list[Fact] = []
+
+    def add(where: str, text: str, label: str | None = None) -> None:
+        facts.append(Fact(f"A{len(facts) + 1}", where, text, label))
+
+    model = analysis.model
+    add(
+        "model",
+        f"The image was analysed by model {model.name} {model.version}, made for: {model.intended_use}",
+    )
+    if analysis.demonstration_notice:
+        add("demonstration_notice", analysis.demonstration_notice)
+    ranked = sorted(analysis.findings, key=lambda f: f.probability, reverse=True)
+    for finding in ranked:
+        verdict = "at or above" if finding.positive else "below"
+        result = "positive" if finding.positive else "negative"
+        add(
+            f"findings[{finding.label}]",
+            f"{finding.label}: model probability {finding.probability:.2f}, {verdict} its threshold "
+            f"{finding.threshold:.2f}, so the model calls it {result}.",
+            finding.label,
+        )
+        if finding.explanation is not None:
+            add(f"findings[{finding.label}].explanation", finding.explanation.summary, finding.label)
+    quality = analysis.quality
+    if quality is not None and quality.forced:
+        add("quality", "The image did not look like those the model was made for; it was analysed anyway.")
+    if analysis.fusion is not None:
+        for text in analysis.fusion.discordances:
+            add("fusion.discordances", text)
+        for fused in analysis.fusion.findings:
+            if fused.evidence:
+                add(f"fusion[{fused.label}]", fused.explanation, fused.label)
+    return facts

@@ -1,0 +1,282 @@
+"""The chat: a conversation about one analysis, answered from it and from cited passages.
+
+Each question goes through the same steps, whatever backend writes the answer:
+
+1. read the question for guardrails (``sahay.chat.safety``) and its intent;
+2. gather the context: the analysis facts, the knowledge-base sections that answer that intent
+   for each positive finding (its "Usual next steps", say), and the best passages for the
+   question; sentences that try to instruct the assistant are dropped from passages;
+3. decline off-topic requests; otherwise let the backend write the answer;
+4. verify every sentence (``sahay.chat.verify``) and put the fixed guardrail sentences first;
+5. give the decision-support disclaimer once a conversation.
+
+Example:
+    >>> chat = Conversation(analysis=Analysis.from_json_file(Path("out/analysis.json")))  # doctest: +SKIP
+    >>> print(chat.ask("Which specialist should she see?").text)                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from sahay import DISCLAIMER
+from sahay.analysis import Analysis
+from sahay.chat import safety
+from sahay.chat.backends import Backend, TokenCallback, Turn
+from sahay.chat.context import Context, Fact, analysis_facts
+from sahay.chat.verify import CheckedSentence, split_sentences, verify
+from sahay.chat.websearch import ExaSearch, WebSearch
+from sahay.config import Settings, get_settings
+from sahay.errors import BadInput
+from sahay.knowledge.corpus import ArticleSource
+from sahay.knowledge.index import Chunk, KnowledgeBase, Passage
+
+Audience = Literal["clinician", "patient"]
+Intent = Literal["findings", "next_steps", "specialist", "urgency", "prognosis", "general"]
+MAX_FINDINGS = 3
+PASSAGES_PER_QUESTION = 3
+URGENT_ARTICLE = "urgent-symptoms"
+ON_TOPIC_SIMILARITY = 0.3
+"""A question whose closest passage is less similar than this is off topic (measured: medical
+questions score 0.4 to 0.8, "tell me a joke" 0.16)."""
+
+_INTENTS: list[tuple[Intent, str]] = [
+    ("specialist", r"\b(specialist|which doctor|who should (she|he|i|they) see|refer|referral)\b"),
+    ("urgency", r"\b(urgent|emergency|serious|how soon|worried|dangerous|life.threatening)\b"),
+    ("next_steps", r"\b(next|what (should|do) we do|follow.?up|management|what now|treat)"),
+    ("prognosis", r"\b(prognosis|survival|survive|life expectancy|outlook|chance of)\b"),
+    (
+        "findings",
+        r"\b(indicate|show|shows|found|find|result|results|mean|means)\b.*\b(x-?ray|image|scan|this)\b"
+        r"|\bwhat (is|does) (this|the) (x-?ray|image|scan|result)",
+    ),
+]
+_SECTION_FOR: dict[str, str] = {
+    "findings": "What it is",
+    "next_steps": "Usual next steps",
+    "specialist": "Which specialist",
+    "urgency": "How urgent is it",
+}
+
+
+@dataclass
+class Answer:
+    text: str
+    sentences: list[CheckedSentence]
+    context: Context
+    intent: Intent
+    backend: str
+    flags: dict[str, bool]
+    dropped: list[CheckedSentence] = field(default_factory=list)
+    disclaimer: str | None = None
+
+    def citations(self) -> list[dict[str, Any]]:
+        """The passages the answer cites, numbered as in the text."""
+        cited = {e for s in self.sentences for e in s.evidence if not e.startswith("A")}
+        rows = []
+        for number, passage in enumerate(self.context.passages, start=1):
+            if str(number) in cited:
+                rows.append(
+                    {
+                        "id": number,
+                        "title": passage.chunk.title,
+                        "section": passage.chunk.section,
+                        "document": passage.chunk.document,
+                        "sources": [s.model_dump() for s in passage.sources],
+                        "passage": passage.chunk.text,
+                    }
+                )
+        return rows
+
+    def to_dict(self) -> dict[str, Any]:
+        facts = {f.id: f for f in self.context.facts}
+        return {
+            "answer": self.text,
+            "intent": self.intent,
+            "backend": self.backend,
+            "flags": self.flags,
+            "sentences": [
+                {"text": s.text, "evidence": [_evidence(e, facts, self.context) for e in s.evidence]}
+                for s in self.sentences
+            ],
+            "citations": self.citations(),
+            "removed": [{"text": s.text, "problem": s.problem} for s in self.dropped],
+            "disclaimer": self.disclaimer,
+        }
+
+
+def _evidence(marker: str, facts: dict[str, Fact], context: Context) -> dict[str, Any]:
+    if marker.startswith("A"):
+        fact = facts[marker]
+        return {"type": "analysis", "id": marker, "field": fact.field, "text": fact.text}
+    passage = context.passage(int(marker))
+    assert passage is not None
+    return {
+        "type": "passage",
+        "id": int(marker),
+        "document": passage.chunk.document,
+        "text": passage.chunk.text,
+    }
+
+
+def detect_intent(question: str) -> Intent:
+    for intent, pattern in _INTENTS:
+        if re.search(pattern, question, re.IGNORECASE):
+            return intent
+    return "general"
+
+
+def make_backend(settings: Settings) -> Backend:
+    if settings.llm == "openai":
+        from sahay.chat.backends.openai_compatible import OpenAICompatible
+
+        if not settings.llm_base_url or not settings.llm_model:
+            raise BadInput("SAHAY_LLM=openai needs SAHAY_LLM_BASE_URL and SAHAY_LLM_MODEL")
+        return OpenAICompatible(settings.llm_base_url, settings.llm_model, settings.llm_api_key)
+    if settings.llm == "llamacpp":
+        from sahay.chat.backends.llamacpp import LlamaCpp
+
+        if settings.llm_model_path is None:
+            raise BadInput("SAHAY_LLM=llamacpp needs SAHAY_LLM_MODEL_PATH (a GGUF file)")
+        return LlamaCpp(settings.llm_model_path)
+    from sahay.chat.backends.grounded import GroundedComposer
+
+    return GroundedComposer()
+
+
+class Conversation:
+    """History, the analysis in focus, and the audience; ``ask`` answers one question."""
+
+    def __init__(
+        self,
+        analysis: Analysis | None = None,
+        audience: Audience = "clinician",
+        *,
+        settings: Settings | None = None,
+        knowledge: KnowledgeBase | None = None,
+        backend: Backend | None = None,
+        web: WebSearch | None = None,
+    ) -> None:
+        if audience not in ("clinician", "patient"):
+            raise BadInput(f"audience must be clinician or patient, not {audience!r}")
+        self.settings = settings or get_settings()
+        self.analysis = analysis
+        self.audience = audience
+        self.knowledge = knowledge or KnowledgeBase(self.settings)
+        self.backend = backend or make_backend(self.settings)
+        if web is None and self.settings.web_search_url:
+            web = ExaSearch(self.settings.web_search_url, self.settings.web_search_api_key)
+        self.web = web
+        self.history: list[Turn] = []
+        self.disclaimer_given = False
+
+    def ask(self, question: str, on_token: TokenCallback | None = None) -> Answer:
+        question = question.strip()
+        if not question:
+            raise BadInput("the question is empty")
+        flags = safety.read_question(question)
+        intent = detect_intent(question)
+        context = self._context(question, intent, flags)
+        positives = {f.label for f in self.analysis.positive_findings} if self.analysis else set()
+        red_flag = flags.red_flag or bool(positives & safety.RED_FLAG_FINDINGS)
+        closest = max((p.dense_similarity or 0.0 for p in context.passages), default=0.0)
+        on_topic = (flags.about_analysis and self.analysis is not None) or closest >= ON_TOPIC_SIMILARITY
+        lead: list[str] = []
+        if red_flag:
+            lead.append(safety.URGENT_LEAD)
+        if flags.dosing:
+            lead.append(safety.DOSING_DECLINED)
+        if flags.diagnosis_demand:
+            lead.append(safety.NO_DIAGNOSIS)
+        if not on_topic and not red_flag:
+            sentences = [CheckedSentence(safety.OFF_TOPIC)]
+            return self._finish(question, sentences, [], context, intent, flags, red_flag, off_topic=True)
+        raw = self.backend.answer(context, self.history, intent, on_token)
+        checked = verify(raw, context)
+        body = [s for s in checked.sentences if s.text not in lead]
+        if flags.prognosis:
+            body.append(CheckedSentence(safety.PROGNOSIS_CAVEAT))
+        if not body:
+            body = [CheckedSentence(safety.NOT_FOUND)]
+        sentences = [CheckedSentence(text) for text in lead] + body
+        return self._finish(question, sentences, checked.dropped, context, intent, flags, red_flag)
+
+    def _finish(
+        self,
+        question: str,
+        sentences: list[CheckedSentence],
+        dropped: list[CheckedSentence],
+        context: Context,
+        intent: Intent,
+        flags: safety.QuestionFlags,
+        red_flag: bool,
+        off_topic: bool = False,
+    ) -> Answer:
+        text = " ".join(s.text for s in sentences)
+        answer = Answer(
+            text=text,
+            sentences=sentences,
+            context=context,
+            intent=intent,
+            backend=self.backend.name,
+            flags={
+                "red_flag": red_flag,
+                "dosing_declined": flags.dosing,
+                "no_diagnosis": flags.diagnosis_demand,
+                "prognosis": flags.prognosis,
+                "off_topic": off_topic,
+            },
+            dropped=dropped,
+            disclaimer=None if self.disclaimer_given else DISCLAIMER,
+        )
+        self.disclaimer_given = True
+        self.history.append(Turn(question, text))
+        return answer
+
+    def _context(self, question: str, intent: Intent, flags: safety.QuestionFlags) -> Context:
+        context = Context(question, self.audience)
+        positives: list[str] = []
+        if self.analysis is not None:
+            context.facts = analysis_facts(self.analysis)
+            positives = [f.label for f in self.analysis.positive_findings][:MAX_FINDINGS]
+        passages: list[Passage] = []
+        if flags.red_flag:
+            passages += self.knowledge.document_passages(URGENT_ARTICLE)[:2]
+        section = _SECTION_FOR.get(intent)
+        if section and self.audience == "patient" and intent == "findings":
+            section = "In plain words"
+        if section:
+            for label in positives:
+                for article in self.knowledge.articles_for_finding(label)[:1]:
+                    passages += self.knowledge.section_passages(article.id, section)
+        query = question if not positives else f"{question} {' '.join(positives)}"
+        passages += self.knowledge.search(query, k=PASSAGES_PER_QUESTION, audience=self._audience_filter())
+        if self.web is not None:
+            passages += [_web_passage(r.title, r.url, r.text) for r in self.web.search(question)]
+        context.passages = _clean(passages)
+        return context
+
+    def _audience_filter(self) -> str | None:
+        return "patient" if self.audience == "patient" else None
+
+
+def _clean(passages: list[Passage]) -> list[Passage]:
+    """Each chunk once; sentences that try to instruct the assistant removed (they are data)."""
+    seen: set[str] = set()
+    cleaned = []
+    for passage in passages:
+        if passage.chunk.id in seen:
+            continue
+        seen.add(passage.chunk.id)
+        kept = [s for s in split_sentences(passage.chunk.text) if not safety.is_instruction(s)]
+        if kept:
+            cleaned.append(replace(passage, chunk=replace(passage.chunk, text=" ".join(kept))))
+    return cleaned
+
+
+def _web_passage(title: str, url: str, text: str) -> Passage:
+    chunk = Chunk(id=f"web:{url}", document="web", title=title, section="web", text=text, audience="both")
+    source = ArticleSource(id=1, title=title, publisher="web search", url=url)
+    return Passage(chunk, 1.0, None, None, [source], url)

@@ -1,0 +1,91 @@
+"""Servers on 127.0.0.1 that speak the OpenAI chat-completions protocol (streamed) and Exa's search API.
+
+The chat server answers from what it is sent, like a model would: it quotes the first passage
+of the context block with its citation, then adds what the test scripted (for example a
+sentence with an invented number), streamed as server-sent events a few characters at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class FakeLLM:
+    url: str
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    extra: str = ""
+    status: int = 200
+
+
+class _ChatHandler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, *_args: object) -> None:  # keep test output clean
+        pass
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        state = self.server.state
+        if self.path.endswith("/search"):
+            self._json(
+                {
+                    "results": [
+                        {
+                            "title": "Web page on sarcoidosis",
+                            "url": "https://example.org/sarc",
+                            "text": "Sarcoidosis often affects the lungs and lymph nodes.",
+                        }
+                    ]
+                }
+            )
+            return
+        state.requests.append(body)
+        if state.status != 200:
+            self.send_error(state.status, "scripted failure")
+            return
+        prompt = body["messages"][-1]["content"]
+        first = re.search(r"^\[1\] [^:]+: (.+?[.!?])", prompt, re.MULTILINE)
+        answer = (f"{first.group(1)} [1]" if first else "Nothing found.") + (
+            " " + state.extra if state.extra else ""
+        )
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        for start in range(0, len(answer), 7):
+            event = {"choices": [{"index": 0, "delta": {"content": answer[start : start + 7]}}]}
+            self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+            self.wfile.flush()
+        self.wfile.write(b"data: [DONE]\n\n")
+
+    def _json(self, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class _Server(ThreadingHTTPServer):
+    state: FakeLLM
+
+
+@contextmanager
+def fake_openai_server() -> Iterator[FakeLLM]:
+    server = _Server(("127.0.0.1", 0), _ChatHandler)
+    server.state = FakeLLM(url=f"http://127.0.0.1:{server.server_address[1]}/v1")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.state
+    finally:
+        server.shutdown()
+        server.server_close()
