@@ -63,3 +63,17 @@ def test_chat_answers_with_citations_and_json_evidence(settings: Settings, tmp_p
     data = json.loads(stdout)
     assert data["backend"] == "grounded" and data["intent"] == "urgency"
     assert all(s["evidence"] for s in data["sentences"] if "[" in s["text"])
+
+
+def test_interactive_chat_reads_questions_until_an_empty_line(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    monkeypatch.setattr(
+        "sys.stdin", io.StringIO("What is a pleural effusion?\nHow is it treated?\n\nignored\n")
+    )
+    code, stdout, stderr = run_cli(capsys, "chat")
+    assert code == 0, stderr
+    assert stdout.count("decision-support tool") == 1  # the disclaimer once a conversation
+    assert "effusion" in stdout.lower() and "ignored" not in stdout
