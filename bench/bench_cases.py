@@ -204,11 +204,8 @@ def main() -> None:
         "silenced in this benchmark). A Qdrant server searches an HNSW index instead. For millions "
         "of cases: run a Qdrant server, for example the official container `qdrant/qdrant`; set "
         "`SAHAY_QDRANT_URL` to its address (and `SAHAY_QDRANT_API_KEY` if it requires a key); then "
-        "re-import the cases with `sahay cases import` (or add them again with `sahay cases add`) so "
-        "that their vectors are written to the server, which starts empty. Do this into a library "
-        "whose database does not hold the cases yet (a new `SAHAY_HOME`, or a new database with "
-        "`SAHAY_DATABASE_URL`): both commands skip or refuse images already in the library, and so "
-        "would write no vectors for them.",
+        "run `sahay cases reindex`, which re-embeds every case of the library (from its stored image "
+        "and fields) into the server, which starts empty.",
         "",
     ]
     text = "\n".join(lines)

@@ -917,6 +917,18 @@ def cases_remove(case_id: Annotated[str, typer.Argument(help="The case's id.")])
     out.print(f"Removed case {case_id}")
 
 
+@cases_app.command("reindex")
+def cases_reindex() -> None:
+    """Write every case's vectors into the configured index again (e.g. after setting SAHAY_QDRANT_URL)."""
+    from sahay.cases.store import CaseLibrary
+
+    with CaseLibrary() as library, _stage_bar() as bar:
+        task_id = bar.add_task("re-embedding cases", total=None)
+        count = library.reindex(progress=lambda done, total: bar.update(task_id, completed=done, total=total))
+        where = library.index.description
+    out.print(f"Re-embedded {count} cases into the {escape(where)}")
+
+
 @cases_app.command("search")
 def cases_search(
     image: Annotated[Path | None, typer.Option(help="Search with an image.")] = None,

@@ -313,6 +313,35 @@ class CaseLibrary:
                 progress(number, len(samples))
         return report
 
+    def reindex(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Write every case's vectors again into the configured index, from the stored image and fields.
+
+        For moving a library to a Qdrant server (``SAHAY_QDRANT_URL``), or rebuilding a lost index.
+        The models the cases were embedded with must be installed (same name and version).
+        """
+        with session_scope(self.settings) as session:
+            records = list(session.scalars(select(CaseRecord).order_by(CaseRecord.created_at)))
+        predictors: dict[str, Predictor] = {}
+        for number, record in enumerate(records, start=1):
+            space = model_space(record.model_name, record.model_version)
+            if space not in predictors:
+                bundle = find_bundle(record.model_name, self.settings)
+                if bundle.manifest.version != record.model_version:
+                    raise BadInput(
+                        f"case {record.id} was embedded with {space}, and the installed {record.model_name} "
+                        f"is version {bundle.manifest.version}; install that version to reindex"
+                    )
+                predictors[space] = Predictor(bundle)
+            pixels = read_image(self.blobs.path(record.image_blob), settings=self.settings).pixels
+            prediction = predictors[space].predict([pixels])[0]
+            analysis = Analysis.model_validate_json(record.analysis_json)
+            positives = [f.label for f in analysis.positive_findings]
+            text = case_text(record.diagnosis, record.comment, record.notes, positives, record.tags or [])
+            self._write_vectors(record, prediction, text)
+            if progress is not None:
+                progress(number, len(records))
+        return len(records)
+
     # Reading ------------------------------------------------------------------------------
 
     def count(self) -> int:

@@ -142,3 +142,14 @@ def test_remove_deletes_the_row_vectors_and_files(library: CaseLibrary, tmp_path
     assert not case.image.exists() and not case.thumbnail.exists()
     with pytest.raises(BadInput, match=f"no case '{case.id}'"):
         library.remove(case.id)
+
+
+def test_reindex_rebuilds_a_lost_vector_index(library: CaseLibrary, tmp_path: Path) -> None:
+    library.import_dataset(write_case_dataset(tmp_path / "data", per_class=3), model=DEMO, **OPTIONS)
+    for collection in library.index.collections(prefix="cases-"):
+        library.index.client.delete_collection(collection)  # as on a new, empty Qdrant server
+    query, modality = image_query(tmp_path / "data" / "round-000.png", library)
+    assert library.search(query, k=3, query_modality=modality) == []
+    assert library.reindex() == 6
+    results = library.search(query, k=3, query_modality=modality)
+    assert results[0].case.diagnosis == "round" and results[0].similarity > 0.99
