@@ -46,9 +46,11 @@ def collection_name(purpose: str, space: str) -> str:
 
 
 class VectorIndex:
-    def __init__(self, client: Any, description: str) -> None:
+    def __init__(self, client: Any, description: str, embedded: bool = True) -> None:
         self.client = client
         self.description = description
+        self.embedded = embedded
+        """True for embedded (local-mode) Qdrant, which scores every vector of a collection exactly."""
 
     @classmethod
     def open(cls, settings: Settings | None = None) -> VectorIndex:
@@ -64,7 +66,7 @@ class VectorIndex:
                     f"cannot reach the Qdrant server at SAHAY_QDRANT_URL={settings.qdrant_url} "
                     f"({type(exc).__name__}: {exc})"
                 ) from exc
-            return cls(client, f"Qdrant server {settings.qdrant_url}")
+            return cls(client, f"Qdrant server {settings.qdrant_url}", embedded=False)
         folder = settings.home_dir / "qdrant"
         folder.mkdir(parents=True, exist_ok=True)
         try:
