@@ -1051,7 +1051,8 @@ def chat_command(
     focus = load_analysis(analysis) if analysis is not None else None
     conversation = Conversation(focus, audience)  # type: ignore[arg-type]
     if question is not None:
-        answer = conversation.ask(question)
+        with err.status(_INDEXING_STATUS):
+            answer = conversation.ask(question)
         if as_json:
             sys.stdout.write(json.dumps(answer.to_dict(), indent=2) + "\n")
         else:
@@ -1067,7 +1068,12 @@ def chat_command(
             break
         if line.strip().lower() in ("", "exit", "quit"):
             break
-        _print_answer(conversation.ask(line))
+        with err.status(_INDEXING_STATUS):
+            answer = conversation.ask(line)
+        _print_answer(answer)
+
+
+_INDEXING_STATUS = "thinking (the first question indexes the knowledge base: a minute or two)"
 
 
 def _print_answer(answer: Any) -> None:
@@ -1137,7 +1143,7 @@ def kb_search(
 
     if audience not in (None, "clinician", "patient"):
         raise BadInput(f"--audience must be clinician or patient, not {audience!r}")
-    with KnowledgeBase() as kb:
+    with KnowledgeBase() as kb, err.status(_INDEXING_STATUS):
         passages = kb.search(query, k=k, audience=audience)
     if as_json:
         rows = [
