@@ -18,7 +18,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -180,6 +180,30 @@ class VectorIndex:
 
     def collections(self, prefix: str = "") -> list[str]:
         return sorted(c.name for c in self.client.get_collections().collections if c.name.startswith(prefix))
+
+
+class UsesVectorIndex:
+    """Opens the configured vector index on first use and closes it with its owner (``with``)."""
+
+    settings: Settings
+    _index: VectorIndex | None = None
+
+    @property
+    def index(self) -> VectorIndex:
+        if self._index is None:
+            self._index = VectorIndex.open(self.settings)
+        return self._index
+
+    def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 def _point_id(hex_id: str) -> str:

@@ -46,7 +46,7 @@ from sahay.imaging import LoadedImage, read_image
 from sahay.models.predictor import Prediction, Predictor
 from sahay.models.registry import find_bundle
 from sahay.store import BlobStore, CaseRecord, session_scope
-from sahay.vectors import VectorIndex
+from sahay.vectors import UsesVectorIndex, VectorIndex
 
 THUMBNAIL_SIDE = 256
 
@@ -114,31 +114,13 @@ def prediction_vectors(prediction: Prediction) -> tuple[np.ndarray, np.ndarray]:
     return normalised(prediction.features), normalised(probabilities)
 
 
-class CaseLibrary:
+class CaseLibrary(UsesVectorIndex):
     """Cases in the database, their files in the blob store, their vectors in the vector index."""
 
     def __init__(self, settings: Settings | None = None, index: VectorIndex | None = None) -> None:
         self.settings = settings or get_settings()
         self.blobs = BlobStore(self.settings.blobs_dir)
         self._index = index
-        self._text_embedder: Any = None
-
-    @property
-    def index(self) -> VectorIndex:
-        if self._index is None:
-            self._index = VectorIndex.open(self.settings)
-        return self._index
-
-    def close(self) -> None:
-        if self._index is not None:
-            self._index.close()
-            self._index = None
-
-    def __enter__(self) -> CaseLibrary:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
     # Adding -------------------------------------------------------------------------------
 
@@ -252,11 +234,9 @@ class CaseLibrary:
             self.index.upsert(collection, [record.id], vector[None, :], [payload])
 
     def text_embedder(self) -> Any:
-        if self._text_embedder is None:
-            from sahay.embeddings import text_embedder
+        from sahay.embeddings import text_embedder  # loaded once per process, on first use
 
-            self._text_embedder = text_embedder(self.settings)
-        return self._text_embedder
+        return text_embedder(self.settings)
 
     def import_dataset(
         self,

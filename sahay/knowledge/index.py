@@ -32,7 +32,7 @@ from sahay.errors import BadInput
 from sahay.fileio import atomic_write_text
 from sahay.knowledge.corpus import Article, ArticleSource, builtin_articles, parse_article
 from sahay.knowledge.corpus import sentences as prose_sentences
-from sahay.vectors import VectorIndex, collection_name
+from sahay.vectors import UsesVectorIndex, VectorIndex, collection_name
 
 CHUNK_WORDS = 120
 OVERLAP_WORDS = 30
@@ -140,14 +140,13 @@ def document_hash(article: Article) -> str:
     return hashlib.sha256(f"{CHUNKING}\n{article.model_dump_json()}".encode()).hexdigest()
 
 
-class KnowledgeBase:
+class KnowledgeBase(UsesVectorIndex):
     """The curated corpus plus the user's documents, kept indexed under ``$SAHAY_HOME/knowledge``."""
 
     def __init__(self, settings: Settings | None = None, index: VectorIndex | None = None) -> None:
         self.settings = settings or get_settings()
         self.folder = self.settings.home_dir / "knowledge"
         self._index = index
-        self._embedder: Any = None
         self._lock = threading.Lock()
         self._articles: dict[str, Article] = {}
         self._chunks: list[Chunk] = []
@@ -157,29 +156,10 @@ class KnowledgeBase:
         """Embedded mode: the chunks' vectors, one row per chunk of ``_chunks``, for exact search."""
         self._ready = False
 
-    @property
-    def index(self) -> VectorIndex:
-        if self._index is None:
-            self._index = VectorIndex.open(self.settings)
-        return self._index
-
-    def close(self) -> None:
-        if self._index is not None:
-            self._index.close()
-            self._index = None
-
-    def __enter__(self) -> KnowledgeBase:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
     def embedder(self) -> Any:
-        if self._embedder is None:
-            from sahay.embeddings import text_embedder
+        from sahay.embeddings import text_embedder  # loaded once per process, on first use
 
-            self._embedder = text_embedder(self.settings)
-        return self._embedder
+        return text_embedder(self.settings)
 
     @property
     def collection(self) -> str:
