@@ -62,6 +62,26 @@ class Settings(BaseSettings):
     )
     web_search_api_key: str | None = Field(default=None, description="API key for the web search API.")
 
+    pacs_url: str | None = Field(
+        default=None,
+        description="DICOMweb root of the hospital archive (QIDO/WADO/STOW), e.g. http://pacs:8042/dicom-web. "
+        "Set by the administrator; users never pass a URL.",
+    )
+    pacs_username: str | None = Field(default=None, description="HTTP basic user for the archive, if any.")
+    pacs_password: str | None = Field(default=None, description="HTTP basic password for the archive.")
+    pacs_timeout_s: float = Field(default=30.0, gt=0)
+
+    secret_key: str | None = Field(
+        default=None,
+        description="Signs the web service's tokens; a random key kept in SAHAY_HOME when unset.",
+    )
+    access_token_minutes: int = Field(default=15, gt=0, description="Lifetime of an access token.")
+    refresh_token_days: int = Field(default=7, gt=0, description="Lifetime of a refresh token.")
+    login_attempts_per_minute: int = Field(
+        default=5, gt=0, description="Failed logins allowed per user name and client address per minute."
+    )
+    workers: int = Field(default=1, gt=0, description="Inference worker threads in the web service.")
+
     @property
     def home_dir(self) -> Path:
         return self.home.expanduser()
