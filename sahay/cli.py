@@ -297,6 +297,37 @@ def _print_fusion(analysis: Analysis) -> None:
         out.print(f"[bold]flag:[/] {escape(flag.text)} [dim](source: {escape(sources)})[/]")
 
 
+@app.command("report")
+def report_command(
+    analysis: Annotated[Path, typer.Argument(help="An analysis.json written by `sahay analyze --out`.")],
+    report_format: Annotated[
+        str, typer.Option("--format", "-f", help="html, pdf, fhir, dicom-sr or dicom-sc.")
+    ] = "html",
+    destination: Annotated[
+        Path, typer.Option("--out", "-o", help="The file to write (a folder for several Secondary Captures).")
+    ] = Path("report.html"),
+    image: Annotated[
+        Path | None,
+        typer.Option("--image", help="dicom-sr and dicom-sc: the DICOM file the analysis was made from."),
+    ] = None,
+    include_identifiers: Annotated[
+        bool,
+        typer.Option(
+            "--include-identifiers",
+            help="Print the patient and study identifiers the analysis kept (--keep-identifiers).",
+        ),
+    ] = False,
+) -> None:
+    """Write the report of an analysis: HTML, PDF, FHIR R4 Bundle, DICOM SR or Secondary Capture."""
+    from sahay.reports import export_report
+
+    written = export_report(
+        analysis, report_format, destination, image=image, include_identifiers=include_identifiers
+    )
+    for path in written:
+        out.print(f"Wrote {escape(str(path))}")
+
+
 @app.command("notes")
 def notes_command(
     text: Annotated[str | None, typer.Argument(help="The note's text.")] = None,

@@ -1,0 +1,236 @@
+"""Reports in every format, from real analyses, checked by the validators hospitals use:
+fhir.resources for FHIR, dciodvfy (dicom3tools) for DICOM, pdftoppm/pdftotext (poppler) for PDF."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+from pydicom.data import get_testdata_file
+
+from sahay.analysis import Analysis
+from sahay.config import Settings
+from sahay.errors import BadInput
+from sahay.pipeline import analyze
+from sahay.reports import export_report, render
+from sahay.reports.codes import FINDING_CODES
+from sahay.reports.model import build_report
+from tests.chat.conftest import chest_analysis
+from tests.e2e.test_cli_analyze import DEMO, run_cli
+
+CT_SMALL = Path(get_testdata_file("CT_small.dcm", download=False))
+NOTE = "Cough for 3 weeks. No pleural effusion. Former smoker, 20 pack-years."
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed (.ci/run installs it with apt)")
+    return path
+
+
+@pytest.fixture
+def ct_analysis(demo_installed: Settings, tmp_path: Path) -> Path:
+    """pydicom's CT_small analysed by the demo model, identifiers kept, with a note."""
+    out = tmp_path / "ct"
+    analyze(CT_SMALL, model=DEMO, out_dir=out, keep_identifiers=True, force=True, notes=NOTE)
+    return out / "analysis.json"
+
+
+def _dciodvfy_errors(path: Path) -> list[str]:
+    result = subprocess.run([_tool("dciodvfy"), str(path)], capture_output=True, text=True, check=False)
+    return [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("Error")]
+
+
+def test_html_report_is_deidentified_unless_asked(ct_analysis: Path, tmp_path: Path) -> None:
+    analysis = Analysis.from_json_file(ct_analysis)
+    html = export_report(ct_analysis, "html", tmp_path / "r.html")[0].read_text(encoding="utf-8")
+    source = pydicom.dcmread(CT_SMALL)
+    assert analysis.disclaimer in html
+    assert "DEMONSTRATION MODEL" in html
+    assert str(source.PatientName) not in html and str(source.StudyInstanceUID) not in html
+    assert "Removed (de-identified report)" in html
+    assert html.count("data:image/png;base64,") == len(analysis.positive_findings)
+    for finding in analysis.findings:
+        assert f"{finding.probability * 100:.1f}%" in html
+    named = export_report(ct_analysis, "html", tmp_path / "n.html", include_identifiers=True)[0]
+    text = named.read_text(encoding="utf-8")
+    assert str(source.PatientName) in text and "Study instance UID" in text
+
+
+def test_identifiers_cannot_be_printed_when_the_analysis_dropped_them(
+    demo_installed: Settings, tmp_path: Path
+) -> None:
+    analyze(CT_SMALL, model=DEMO, out_dir=tmp_path / "a", force=True)
+    with pytest.raises(BadInput, match="--keep-identifiers"):
+        export_report(tmp_path / "a" / "analysis.json", "html", tmp_path / "r.html", include_identifiers=True)
+
+
+def test_findings_are_ordered_positives_first_with_note_assessment(ct_analysis: Path) -> None:
+    report = build_report(Analysis.from_json_file(ct_analysis), ct_analysis.parent)
+    flags = [f.positive for f in report.findings]
+    assert flags == sorted(flags, reverse=True)
+    assert report.notes_summary, "the note's entities and risk factors are summarised"
+    assert any("pack-years 20" in line for line in report.notes_summary)
+    assert all(f.note_assessment for f in report.findings)
+
+
+def test_recommendations_quote_the_knowledge_base_with_its_sources() -> None:
+    analysis = chest_analysis(Effusion=0.91, Pneumothorax=0.7)
+    report = build_report(analysis)
+    findings = {r.finding for r in report.recommendations}
+    assert findings == {"Pleural effusion", "Pneumothorax"}
+    numbers = {ref.number for ref in report.references}
+    assert numbers == set(range(1, len(report.references) + 1))
+    for recommendation in report.recommendations:
+        assert recommendation.references and set(recommendation.references) <= numbers
+        assert "[" not in recommendation.text
+    assert {r.heading for r in report.recommendations} == {"Usual next steps", "Which specialist"}
+    negative = build_report(chest_analysis())
+    assert negative.recommendations == [] and "none of its findings" in negative.impression[0]
+
+
+def test_pdf_has_pages_with_content_and_page_numbers(ct_analysis: Path, tmp_path: Path) -> None:
+    pdf = export_report(ct_analysis, "pdf", tmp_path / "r.pdf")[0]
+    assert pdf.read_bytes().startswith(b"%PDF-")
+    subprocess.run([_tool("pdftoppm"), "-r", "40", "-png", str(pdf), str(tmp_path / "page")], check=True)
+    pages = sorted(tmp_path.glob("page-*.png"))
+    assert len(pages) >= 2
+    for page in pages:
+        grey = np.asarray(Image.open(page).convert("L"), dtype=np.float32)
+        assert (grey < 128).mean() > 0.01, f"{page.name} is blank"
+    text = subprocess.run(
+        [_tool("pdftotext"), "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    assert f"Page 1 of {len(pages)}" in text and f"Page {len(pages)} of {len(pages)}" in text
+    assert "Decision support, not a diagnosis" in text and "Findings" in text
+
+
+def test_fhir_bundle_validates_and_codes_each_finding(tmp_path: Path) -> None:
+    from fhir.resources.R4B.bundle import Bundle
+
+    analysis = chest_analysis(Effusion=0.91)
+    rendered = render(analysis, "fhir")[0]
+    bundle = Bundle.model_validate_json(rendered.data)  # raises if it is not valid FHIR
+    resources = [entry.resource for entry in bundle.entry]
+    kinds = [r.get_resource_type() for r in resources]
+    assert kinds.count("DiagnosticReport") == 1 and kinds.count("ImagingStudy") == 1
+    observations = [r for r in resources if r.get_resource_type() == "Observation"]
+    assert len(observations) == len(analysis.findings)
+    report = next(r for r in resources if r.get_resource_type() == "DiagnosticReport")
+    assert report.code.coding[0].system == "http://loinc.org" and report.code.coding[0].code == "18748-4"
+    assert len(report.result) == len(observations)
+    assert "not a diagnosis" in report.conclusion
+    by_label = {o.code.text: o for o in observations}
+    effusion = by_label["Pleural effusion"]
+    assert effusion.code.coding[0].code == FINDING_CODES["effusion"].snomed == "60046008"
+    assert effusion.interpretation[0].coding[0].code == "POS"
+    assert float(effusion.valueQuantity.value) == pytest.approx(0.91)
+    assert by_label["Pneumothorax"].interpretation[0].coding[0].code == "NEG"
+    patient = next(r for r in resources if r.get_resource_type() == "Patient")
+    assert patient.name is None and patient.identifier is None
+
+
+def test_fhir_carries_study_uid_only_with_identifiers(ct_analysis: Path, tmp_path: Path) -> None:
+    source = pydicom.dcmread(CT_SMALL)
+    plain = export_report(ct_analysis, "fhir", tmp_path / "a.json")[0].read_text(encoding="utf-8")
+    assert str(source.StudyInstanceUID) not in plain and str(source.PatientID) not in plain
+    named = json.loads(
+        export_report(ct_analysis, "fhir", tmp_path / "b.json", include_identifiers=True)[0].read_text()
+    )
+    study = next(e["resource"] for e in named["entry"] if e["resource"]["resourceType"] == "ImagingStudy")
+    assert study["identifier"][0]["value"] == f"urn:oid:{source.StudyInstanceUID}"
+
+
+def _content_items(dataset: pydicom.Dataset) -> list[pydicom.Dataset]:
+    items = []
+    for item in dataset.get("ContentSequence", []):
+        items.append(item)
+        items.extend(_content_items(item))
+    return items
+
+
+def test_dicom_sr_references_the_source_and_passes_dciodvfy(ct_analysis: Path, tmp_path: Path) -> None:
+    analysis = Analysis.from_json_file(ct_analysis)
+    path = export_report(ct_analysis, "dicom-sr", tmp_path / "sr.dcm", image=CT_SMALL)[0]
+    assert _dciodvfy_errors(path) == []
+    sr, source = pydicom.dcmread(path), pydicom.dcmread(CT_SMALL)
+    assert sr.Modality == "SR" and sr.StudyInstanceUID == source.StudyInstanceUID
+    assert sr.SeriesInstanceUID != source.SeriesInstanceUID
+    evidence = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
+    assert evidence.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
+    items = _content_items(sr)
+    probabilities = [float(i.MeasuredValueSequence[0].NumericValue) for i in items if i.ValueType == "NUM"]
+    assert probabilities == pytest.approx([round(f.probability, 4) for f in analysis.findings], abs=1e-4)
+    results = [
+        i.ConceptCodeSequence[0].CodeMeaning
+        for i in items
+        if i.ValueType == "CODE" and i.ConceptNameCodeSequence[0].CodeMeaning.startswith("synthetic")
+    ]
+    assert results == ["Present" if f.positive else "Absent" for f in analysis.findings]
+
+
+def test_dicom_sc_overlays_join_the_study(ct_analysis: Path, tmp_path: Path) -> None:
+    analysis = Analysis.from_json_file(ct_analysis)
+    written = export_report(ct_analysis, "dicom-sc", tmp_path / "sc", image=CT_SMALL)
+    explained = [f for f in analysis.findings if f.explanation]
+    assert len(written) == len(explained) >= 1
+    source = pydicom.dcmread(CT_SMALL)
+    series = set()
+    for path in written:
+        assert _dciodvfy_errors(path) == []
+        sc = pydicom.dcmread(path)
+        assert sc.StudyInstanceUID == source.StudyInstanceUID and sc.BurnedInAnnotation == "YES"
+        series.add(sc.SeriesInstanceUID)
+        label = sc.ImageComments.split(":")[0]
+        finding = next(f for f in explained if f.label == label)
+        assert finding.explanation is not None
+        overlay = np.asarray(Image.open(ct_analysis.parent / finding.explanation.overlay_png).convert("RGB"))
+        assert np.array_equal(sc.pixel_array, overlay)
+    assert len(series) == 1 and source.SeriesInstanceUID not in series
+
+
+def test_dicom_formats_refuse_the_wrong_source(
+    ct_analysis: Path, demo_installed: Settings, tmp_path: Path
+) -> None:
+    other = Path(get_testdata_file("MR_small.dcm", download=False))
+    with pytest.raises(BadInput, match="not the image this analysis was made from"):
+        export_report(ct_analysis, "dicom-sr", tmp_path / "sr.dcm", image=other)
+    with pytest.raises(BadInput, match="needs the source DICOM"):
+        export_report(ct_analysis, "dicom-sr", tmp_path / "sr.dcm")
+    png = DEMO_PNG(tmp_path)
+    analyze(png, model=DEMO, out_dir=tmp_path / "png", force=True)
+    with pytest.raises(BadInput, match="PNG"):
+        export_report(tmp_path / "png" / "analysis.json", "dicom-sr", tmp_path / "x.dcm", image=CT_SMALL)
+    assert not (tmp_path / "sr.dcm").exists() and not (tmp_path / "x.dcm").exists()
+
+
+def DEMO_PNG(folder: Path) -> Path:
+    from tests.factories import write_png
+
+    rng = np.random.default_rng(1)
+    return write_png(folder / "grey.png", (rng.random((96, 96)) * 255).astype(np.uint8))
+
+
+def test_cli_writes_each_format_and_rejects_bad_input(
+    ct_analysis: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for fmt, name in (("html", "r.html"), ("fhir", "r.json"), ("dicom-sr", "sr.dcm")):
+        code, out, _ = run_cli(
+            capsys, "report", ct_analysis, "--format", fmt, "--out", tmp_path / name, "--image", CT_SMALL
+        )
+        assert code == 0 and (tmp_path / name).stat().st_size > 0 and "Wrote" in out
+    code, _, err = run_cli(capsys, "report", ct_analysis, "--format", "docx", "--out", tmp_path / "r.docx")
+    assert code == 2 and "unknown report format 'docx'" in err
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json", encoding="utf-8")
+    code, _, err = run_cli(capsys, "report", broken, "--out", tmp_path / "b.html")
+    assert code == 2 and "not a Sahay analysis.json" in err and "Traceback" not in err
+    code, _, err = run_cli(capsys, "report", ct_analysis, "--out", tmp_path / "missing" / "r.html")
+    assert code == 2 and "does not exist" in err
