@@ -55,6 +55,59 @@ class IntegrityError(SahayError):
     http_status = 422
 
 
+class ArchiveUnavailable(SahayError):
+    """The configured archive (PACS) cannot be reached, refuses Sahay's login, or fails."""
+
+    exit_code = 2
+    http_status = 502
+
+
+class NotFound(SahayError):
+    """No such object, or one the caller may not see (the same answer, so ids cannot be probed)."""
+
+    exit_code = 2
+    http_status = 404
+
+
+class NotAuthenticated(SahayError):
+    """Missing, expired or wrong credentials."""
+
+    exit_code = 2
+    http_status = 401
+
+
+class Forbidden(SahayError):
+    """Signed in, but the role does not allow it."""
+
+    exit_code = 2
+    http_status = 403
+
+
+class Conflict(SahayError):
+    """The request clashes with what is stored, e.g. a user name already taken."""
+
+    exit_code = 2
+    http_status = 409
+
+
+class TooManyAttempts(SahayError):
+    """Rate-limited; ``retry_after`` says when to try again."""
+
+    exit_code = 2
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ServiceUnavailable(SahayError):
+    """An optional part the request needs is not installed or not reachable."""
+
+    exit_code = 2
+    http_status = 503
+
+
 def describe_error(exc: BaseException) -> str:
     """A library exception in one line for a user, without in-memory stream reprs."""
     text = " ".join(f"{type(exc).__name__}: {exc}".split())

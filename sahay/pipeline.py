@@ -27,6 +27,7 @@ from sahay.explain.overlay import render_overlay, render_side_by_side
 from sahay.fileio import atomic_write_text
 from sahay.imaging import LoadedImage, read_image
 from sahay.models.domain import assess, metadata_problems
+from sahay.models.bundle import Bundle
 from sahay.models.download import ProgressCallback
 from sahay.models.predictor import Prediction, Predictor
 from sahay.models.registry import resolve
@@ -59,6 +60,7 @@ def analyze(
     notes: str | None = None,
     explain: ExplainOptions | None = None,
     explain_progress: EvaluationProgress | None = None,
+    load_predictor: Callable[[Bundle], Predictor] | None = None,
 ) -> Analysis:
     """Analyse one image and, when ``out_dir`` is given, write ``analysis.json`` and overlays there.
 
@@ -66,6 +68,7 @@ def analyze(
     made for raises ``OutOfDomain`` unless ``force``, which analyses it with a warning instead.
     ``predictor`` lets a long-lived caller (the web service) reuse a loaded model. ``notes`` is
     the clinical note that came with the image; it is read and fused with the findings.
+    ``load_predictor`` turns the chosen bundle into a predictor (a service passes its cache).
     ``explain`` picks the explanation method and its budget (Grad-CAM by default);
     ``explain_progress`` hears (done, total) model evaluations of perturbation methods.
     """
@@ -90,7 +93,7 @@ def analyze(
     if predictor is None:
         step("loading model")
         bundle, model_choice = resolve(model, image.info, settings, progress=download_progress)
-        predictor = Predictor(bundle)
+        predictor = (load_predictor or Predictor)(bundle)
     else:
         model_choice = []
     step(f"running {predictor.manifest.name}")

@@ -109,10 +109,13 @@ class OpenedDicom:
     columns: int
     number_of_frames: int
 
-    def decode(self, *, sha256: str, keep_identifiers: bool) -> tuple[np.ndarray, ImageInfo, list[str]]:
+    def decode(
+        self, *, sha256: str, keep_identifiers: bool, window: tuple[float, float] | None = None
+    ) -> tuple[np.ndarray, ImageInfo, list[str]]:
         """Decode the middle frame to float32 in [0, 1] (bone bright) and describe it.
 
-        Returns the pixels, the ImageInfo and human-readable warnings.
+        ``window`` (center, width) replaces the file's VOI LUT or window for greyscale images (a
+        viewer's window/level). Returns the pixels, the ImageInfo and human-readable warnings.
         """
         ds = self.dataset
         frames = self.number_of_frames
@@ -122,7 +125,7 @@ class OpenedDicom:
             warnings.append(f"multi-frame file: frame {index + 1} of {frames} (the middle one) was analysed")
 
         stored, photometric = _decode_frame(ds, index, self.filename)
-        pixels, window = self._to_display(stored, photometric, warnings)
+        pixels, window = self._to_display(stored, photometric, warnings, window)
         with malformed_attributes(self.filename):
             info = self._describe(sha256, pixels, frames, index, window, keep_identifiers)
         return pixels.astype(np.float32, copy=False), info, warnings
@@ -159,11 +162,15 @@ class OpenedDicom:
         )
 
     def _to_display(
-        self, stored: np.ndarray, photometric: str, warnings: list[str]
+        self,
+        stored: np.ndarray,
+        photometric: str,
+        warnings: list[str],
+        window: tuple[float, float] | None = None,
     ) -> tuple[np.ndarray, tuple[float, float] | None]:
         try:
             if photometric in MONOCHROME:
-                pixels, window, grey_warnings = _grey_to_display(stored, photometric, self.dataset)
+                pixels, window, grey_warnings = _grey_to_display(stored, photometric, self.dataset, window)
                 warnings.extend(grey_warnings)
                 return pixels, window
             return collapse_grey_rgb(
@@ -287,15 +294,19 @@ def _corrupt_pixels(filename: str, syntax: UID, exc: Exception) -> BadInput:
 
 
 def _grey_to_display(
-    stored: np.ndarray, photometric: str, ds: Dataset
+    stored: np.ndarray, photometric: str, ds: Dataset, chosen: tuple[float, float] | None = None
 ) -> tuple[np.ndarray, tuple[float, float] | None, list[str]]:
-    """Modality LUT, then VOI LUT or window (first one) or min..max; MONOCHROME1 inverted."""
+    """Modality LUT, then the chosen window, the VOI LUT, the file's first window or min..max;
+    MONOCHROME1 inverted."""
     values = apply_modality_lut(stored, ds)
     if not np.isfinite(values).all():
         raise ValueError("Rescale Slope/Intercept give non-finite values")
     window: tuple[float, float] | None = None
     warnings: list[str] = []
-    if _has_voi_lut(ds):
+    if chosen is not None:
+        window = chosen
+        pixels = _linear_window(values, *chosen)
+    elif _has_voi_lut(ds):
         pixels = _apply_voi_lut(values, ds)
     elif (window := _first_window(ds)) is not None:
         try:
@@ -309,6 +320,13 @@ def _grey_to_display(
     if photometric == "MONOCHROME1":
         pixels = 1.0 - pixels  # MONOCHROME1 stores dense as dark; Sahay shows bone bright
     return pixels, window, warnings
+
+
+def _linear_window(values: np.ndarray, center: float, width: float) -> np.ndarray:
+    """The DICOM LINEAR VOI function (PS3.3 C.11.2.1.2.1), onto [0, 1]."""
+    if not width >= 1:
+        raise BadInput(f"the window width must be at least 1, got {width}")
+    return np.clip((values - (center - 0.5)) / (width - 1) + 0.5, 0.0, 1.0)
 
 
 def _has_voi_lut(ds: Dataset) -> bool:

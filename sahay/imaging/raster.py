@@ -72,10 +72,13 @@ class OpenedRaster:
     def columns(self) -> int:
         return int(self.image.width)
 
-    def decode(self, *, sha256: str, keep_identifiers: bool) -> tuple[np.ndarray, ImageInfo, list[str]]:
+    def decode(
+        self, *, sha256: str, keep_identifiers: bool, window: tuple[float, float] | None = None
+    ) -> tuple[np.ndarray, ImageInfo, list[str]]:
         """Decode the first page, apply EXIF orientation, scale to float32 in [0, 1].
 
-        ``keep_identifiers`` is accepted for symmetry with DICOM; raster files carry none Sahay reads.
+        ``keep_identifiers`` and ``window`` are accepted for symmetry with DICOM; raster files carry
+        no identifiers Sahay reads and are shown as stored.
         """
         messages: list[str] = []
         pages = self._count_pages()

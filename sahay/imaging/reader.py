@@ -32,13 +32,18 @@ class LoadedImage:
 
 
 def read_image(
-    path: str | os.PathLike[str], *, keep_identifiers: bool = False, settings: Settings | None = None
+    path: str | os.PathLike[str],
+    *,
+    keep_identifiers: bool = False,
+    settings: Settings | None = None,
+    window: tuple[float, float] | None = None,
 ) -> LoadedImage:
     """Read a DICOM, PNG, JPEG or TIFF file into display-ready pixels and its ImageInfo.
 
     The format is decided by the file's content, not its extension. Limits come from ``settings``
     (default: ``get_settings()``): the file size is checked before reading, the pixel count before
     decoding. Patient identifiers are kept in ``info.identifiers`` only when ``keep_identifiers``.
+    ``window`` (center, width) overrides a greyscale DICOM's own window, for viewers.
     Raises BadInput (or its subclasses InputTooLarge, UnsupportedFormat) with a message naming the file.
 
     Example::
@@ -52,7 +57,7 @@ def read_image(
     opened = _open(data, path.name)
     _check_pixel_limit(path.name, opened.rows, opened.columns, settings)
     sha256 = hashlib.sha256(data).hexdigest()
-    pixels, info, warnings = opened.decode(sha256=sha256, keep_identifiers=keep_identifiers)
+    pixels, info, warnings = opened.decode(sha256=sha256, keep_identifiers=keep_identifiers, window=window)
     if not np.isfinite(pixels).all():
         raise BadInput(f"{path.name} decodes to non-finite pixel values; the file is corrupt.")
     return LoadedImage(pixels=pixels, info=info, warnings=tuple(warnings))

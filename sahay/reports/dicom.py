@@ -130,7 +130,9 @@ def secondary_captures(analysis: Analysis, source: Dataset, analysis_dir: Path) 
             f"{finding.label}: {finding.explanation.method_title}. {finding.explanation.summary}"[:10240]
         )
         if "Laterality" not in image and "ImageLaterality" not in image:
-            image.Laterality = None  # type 2C: present and empty when no side applies
+            image.add_new(
+                0x00200060, "CS", None
+            )  # Laterality, type 2C: present and empty when no side applies
         image.BurnedInAnnotation = "YES"  # the legend and region numbers are drawn into the pixels
         image.DerivationDescription = f"Heatmap overlay by Sahay {__version__} ({analysis.model.name})"
         image.SoftwareVersions = __version__

@@ -6,7 +6,19 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, MetaData, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.ext.mutable import MutableList
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -91,3 +103,71 @@ class CaseRecord(Base):
     def __repr__(self) -> str:
         model = f"{self.model_name}@{self.model_version}"
         return f"CaseRecord(id={self.id!r}, model={model}, source={self.source!r})"
+
+
+class UserRecord(Base):
+    """A person who signs in to the web service. Passwords are kept only as Argon2 hashes."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))  # "clinician" or "admin"
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+
+
+class RefreshTokenRecord(Base):
+    """A refresh token's id; deleting the row (logout) revokes the token."""
+
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AnalysisRecord(Base):
+    """An analysis made through the web service, owned by the user who uploaded the image."""
+
+    __tablename__ = "analyses"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # the Analysis id
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now, index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    source_format: Mapped[str] = mapped_column(String(16))
+    modality: Mapped[str | None] = mapped_column(String(64))
+    model_name: Mapped[str] = mapped_column(String(200))
+    positives: Mapped[list[str]] = mapped_column(JSON)
+    image_blob: Mapped[str] = mapped_column(String(64))  # the uploaded file, content-addressed
+    notes_text: Mapped[str | None] = mapped_column(Text)
+
+
+class ChatMessageRecord(Base):
+    """One question or answer in the conversation about an analysis."""
+
+    __tablename__ = "chat_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    analysis_id: Mapped[str] = mapped_column(ForeignKey("analyses.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # "user" or "assistant"
+    text: Mapped[str] = mapped_column(Text)
+    answer: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+
+
+class AuditEvent(Base):
+    """Who did what to which object, and when. Append-only: rows are never updated or deleted."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now, index=True)
+    actor_id: Mapped[str | None] = mapped_column(String(32), index=True)  # kept if the user is removed
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)

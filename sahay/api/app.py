@@ -1,0 +1,131 @@
+"""The FastAPI application: routers under /api/v1, errors as JSON, the browser UI at /.
+
+Example::
+
+    import uvicorn
+    from sahay.api.app import create_app
+
+    uvicorn.run(create_app(), host="127.0.0.1", port=8000)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+
+from sahay import DISCLAIMER, __version__
+from sahay.accounts import LoginRateLimiter
+from sahay.api.deps import Service
+from sahay.api.routes import analyses, audit, auth, cases, chat, models, reports, users
+from sahay.api.security import Tokens
+from sahay.config import Settings, get_settings
+from sahay.errors import NotAuthenticated, SahayError, TooManyAttempts
+from sahay.store.db import get_engine
+from sahay.workspace import PredictorCache, Workspace
+
+API_PREFIX = "/api/v1"
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+log = logging.getLogger("sahay.api")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        get_engine(settings)  # migrate before the first request
+        service = Service(
+            settings=settings,
+            workspace=Workspace(settings, PredictorCache()),
+            tokens=Tokens(settings),
+            limiter=LoginRateLimiter(settings.login_attempts_per_minute),
+            inference=ThreadPoolExecutor(settings.workers, thread_name_prefix="sahay-inference"),
+        )
+        app.state.service = service
+        try:
+            yield
+        finally:
+            service.inference.shutdown(wait=True, cancel_futures=True)
+            service.workspace.close()
+
+    app = FastAPI(
+        title="Sahay",
+        version=__version__,
+        description=f"Medical image analysis assistant. {DISCLAIMER}",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    for module in (auth, users, analyses, chat, reports, cases, models, audit):
+        app.include_router(module.router, prefix=API_PREFIX)
+    _add_error_handlers(app)
+    _add_health(app)
+    _add_web(app)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(SahayError)
+    async def sahay_error(request: Request, exc: SahayError) -> JSONResponse:
+        headers: dict[str, str] = {}
+        if isinstance(exc, NotAuthenticated):
+            headers["WWW-Authenticate"] = "Bearer"
+        if isinstance(exc, TooManyAttempts):
+            headers["Retry-After"] = str(exc.retry_after)
+        return JSONResponse({"detail": str(exc)}, status_code=exc.http_status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}" for e in exc.errors()]
+        return JSONResponse({"detail": "; ".join(problems) or "invalid request"}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        # The type only: messages can carry file names or note text.
+        log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        return JSONResponse(
+            {"detail": "internal error; the administrator can find it in the server log"}, status_code=500
+        )
+
+
+def _add_health(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz(request: Request) -> JSONResponse:
+        from sahay.models.registry import installed
+
+        service: Service = request.app.state.service
+        checks: dict[str, Any] = {}
+        try:
+            with get_engine(service.settings).connect() as connection:
+                connection.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # readiness reports, it does not raise
+            checks["database"] = f"unreachable ({type(exc).__name__})"
+        names = [b.manifest.name for b in installed(service.settings)]
+        checks["models"] = names or "none installed"
+        ready = checks["database"] == "ok" and bool(names)
+        return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
+
+
+def _add_web(app: FastAPI) -> None:
+    if not (WEB_DIR / "index.html").is_file():
+        return
+    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})

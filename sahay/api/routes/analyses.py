@@ -1,0 +1,215 @@
+"""Analyses: upload and analyse an image, list, view, images and heatmaps, delete, jobs."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel
+
+from sahay import audit
+from sahay.analysis import Analysis
+from sahay.api.deps import CurrentUser, Job, Service, ServiceDep, SessionDep
+from sahay.errors import BadInput, InputTooLarge, SahayError
+from sahay.explain.explainer import ExplainOptions
+from sahay.explain.methods import METHODS
+from sahay.store.db import session_scope
+from sahay.store.models import AnalysisRecord, UserRecord
+from sahay.workspace import Upload
+
+router = APIRouter(tags=["analyses"])
+_CHUNK = 1024 * 1024
+
+
+class AnalysisOut(Analysis):
+    """The Analysis, with what the service keeps beside it."""
+
+    owner: str
+    notes_text: str | None = None
+    source_format: str
+
+
+class AnalysisSummary(BaseModel):
+    id: str
+    created_at: datetime
+    filename: str
+    model: str
+    modality: str | None
+    positives: list[str]
+
+
+class AnalysisPage(BaseModel):
+    items: list[AnalysisSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class JobOut(BaseModel):
+    id: str
+    status: str
+    analysis_id: str | None = None
+    error: str | None = None
+
+
+def analysis_out(record: AnalysisRecord, analysis: Analysis, owner: str) -> AnalysisOut:
+    return AnalysisOut(
+        **analysis.model_dump(), owner=owner, notes_text=record.notes_text, source_format=record.source_format
+    )
+
+
+async def _read_upload(image: UploadFile, service: Service) -> bytes:
+    """The upload's bytes, refused as soon as it passes the size limit."""
+    limit = service.settings.max_file_bytes
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await image.read(_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise InputTooLarge(
+                f"{image.filename or 'the upload'} is larger than the limit of "
+                f"{service.settings.max_file_mb:g} MB (SAHAY_MAX_FILE_MB)"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post("/analyses", status_code=201, response_model=AnalysisOut, responses={202: {"model": JobOut}})
+async def create_analysis(
+    request: Request,
+    user: CurrentUser,
+    service: ServiceDep,
+    image: Annotated[UploadFile, File(description="DICOM, PNG, JPEG or TIFF")],
+    notes: Annotated[str | None, Form(description="The clinical note that came with the image")] = None,
+    model: Annotated[
+        str | None, Form(description="Installed model name; chosen automatically if empty")
+    ] = None,
+    explain: Annotated[str, Form(description="Explanation method")] = "gradcam",
+    background: Annotated[
+        bool, Query(description="Answer 202 with a job to poll instead of waiting")
+    ] = False,
+) -> Any:
+    declared = int(request.headers.get("content-length") or 0)
+    if declared > service.settings.max_file_bytes + 1_000_000:
+        raise InputTooLarge(f"the upload is larger than the limit of {service.settings.max_file_mb:g} MB")
+    if explain not in METHODS:
+        raise BadInput(f"unknown explanation method {explain!r}; use one of {', '.join(METHODS)}")
+    upload = Upload(
+        filename=image.filename or "upload",
+        data=await _read_upload(image, service),
+        notes=notes,
+        model=model or None,
+        explain=ExplainOptions(method=explain),
+    )
+    if background or METHODS[explain].family == "perturbation":
+        job = service.new_job(user)
+        task = asyncio.create_task(_run_job(service, job, user, upload))
+        service.tasks.add(task)
+        task.add_done_callback(service.tasks.discard)
+        return JSONResponse(JobOut(id=job.id, status=job.status).model_dump(), status_code=202)
+    record, analysis = await service.run(service.workspace.create, user, upload)
+    return analysis_out(record, analysis, user.username)
+
+
+async def _run_job(service: Service, job: Job, user: UserRecord, upload: Upload) -> None:
+    job.status = "running"
+    try:
+        record, _ = await service.run(service.workspace.create, user, upload)
+    except SahayError as exc:
+        job.status, job.error, job.error_status = "failed", str(exc), exc.http_status
+        return
+    except Exception:  # the job must end with a status; the detail stays in the server log
+        job.status, job.error = "failed", "internal error"
+        raise
+    job.status, job.analysis_id = "done", record.id
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
+def job_status(job_id: str, user: CurrentUser, service: ServiceDep) -> JobOut:
+    job = service.job(user, job_id)
+    return JobOut(id=job.id, status=job.status, analysis_id=job.analysis_id, error=job.error)
+
+
+@router.get("/analyses", response_model=AnalysisPage)
+def list_analyses(
+    user: CurrentUser,
+    service: ServiceDep,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> AnalysisPage:
+    rows, total = service.workspace.owned(session, user, limit=limit, offset=offset)
+    items = [
+        AnalysisSummary(
+            id=r.id,
+            created_at=r.created_at,
+            filename=r.filename,
+            model=r.model_name,
+            modality=r.modality,
+            positives=list(r.positives),
+        )
+        for r in rows
+    ]
+    return AnalysisPage(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/analyses/{analysis_id}", response_model=AnalysisOut)
+def get_analysis(
+    analysis_id: str, user: CurrentUser, service: ServiceDep, session: SessionDep
+) -> AnalysisOut:
+    record = service.workspace.get(session, user, analysis_id)
+    analysis = service.workspace.load(record)
+    owner = user.username if record.owner_id == user.id else _owner_name(session, record)
+    audit.record(session, user, "view", "analysis", record.id)
+    session.commit()
+    return analysis_out(record, analysis, owner)
+
+
+def _owner_name(session: SessionDep, record: AnalysisRecord) -> str:
+    owner = session.get(UserRecord, record.owner_id)
+    return owner.username if owner else "unknown"
+
+
+@router.delete("/analyses/{analysis_id}", status_code=204, response_class=Response)
+def delete_analysis(
+    analysis_id: str, user: CurrentUser, service: ServiceDep, session: SessionDep
+) -> Response:
+    service.workspace.delete(session, user, analysis_id)
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.get("/analyses/{analysis_id}/image", response_class=Response)
+async def analysis_image(
+    analysis_id: str,
+    user: CurrentUser,
+    service: ServiceDep,
+    window_center: float | None = None,
+    window_width: Annotated[float | None, Query(ge=1)] = None,
+) -> Response:
+    with session_scope(service.settings) as session:
+        record = service.workspace.get(session, user, analysis_id)
+    window = (window_center, window_width) if window_center is not None and window_width is not None else None
+    png = await service.run(service.workspace.image_png, record, window)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, no-store"})
+
+
+@router.get("/analyses/{analysis_id}/heatmaps/{label}", response_class=FileResponse)
+def heatmap(
+    analysis_id: str, label: str, user: CurrentUser, service: ServiceDep, session: SessionDep
+) -> FileResponse:
+    record = service.workspace.get(session, user, analysis_id)
+    path = service.workspace.heatmap_overlay(record, service.workspace.load(record), label)
+    return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, no-store"})
+
+
+@router.get("/analyses/{analysis_id}/heatmaps/{label}/layer", response_class=Response)
+def heatmap_layer(
+    analysis_id: str, label: str, user: CurrentUser, service: ServiceDep, session: SessionDep
+) -> Response:
+    record = service.workspace.get(session, user, analysis_id)
+    png = service.workspace.heatmap_layer(record, service.workspace.load(record), label)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, no-store"})

@@ -1,0 +1,89 @@
+"""Sign in (OAuth2 password flow), refresh, sign out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.security import OAuth2PasswordRequestForm
+from pydantic import BaseModel
+
+from sahay import audit
+from sahay.accounts import authenticate, get_user
+from sahay.api.deps import CurrentUser, ServiceDep, SessionDep, client_address
+from sahay.errors import NotAuthenticated, NotFound
+from sahay.store.models import RefreshTokenRecord
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+class UserBrief(BaseModel):
+    id: str
+    username: str
+    role: str
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str
+    expires_in: int
+    user: UserBrief
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: str
+
+
+@router.post("/token", response_model=TokenPair)
+def sign_in(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    request: Request,
+    service: ServiceDep,
+    session: SessionDep,
+) -> dict[str, Any]:
+    client = client_address(request)
+    service.limiter.check(form.username, client)
+    try:
+        user = authenticate(session, form.username, form.password)
+    except NotAuthenticated:
+        service.limiter.failed(form.username, client)
+        audit.record(
+            session, None, "login-failed", "session", None, {"client": client}, actor_name=form.username[:64]
+        )
+        session.commit()
+        raise
+    service.limiter.succeeded(form.username, client)
+    tokens = service.tokens.issue(session, user)
+    audit.record(session, user, "login", "session", None, {"client": client})
+    session.commit()
+    return tokens
+
+
+@router.post("/refresh", response_model=TokenPair)
+def refresh(body: RefreshRequest, service: ServiceDep, session: SessionDep) -> dict[str, Any]:
+    """A new token pair; the refresh token used is revoked (rotation)."""
+    claims = service.tokens.claims(body.refresh_token, "refresh")
+    stored = session.get(RefreshTokenRecord, str(claims.get("jti")))
+    if stored is None or stored.expires_at <= datetime.now(UTC) or stored.user_id != claims["sub"]:
+        raise NotAuthenticated("the refresh token has been revoked or has expired; sign in again")
+    try:
+        user = get_user(session, stored.user_id)
+    except NotFound as exc:
+        raise NotAuthenticated("the account behind this token no longer exists") from exc
+    session.delete(stored)
+    tokens = service.tokens.issue(session, user)
+    session.commit()
+    return tokens
+
+
+@router.post("/logout", status_code=204, response_class=Response)
+def sign_out(body: RefreshRequest, user: CurrentUser, service: ServiceDep, session: SessionDep) -> Response:
+    claims = service.tokens.claims(body.refresh_token, "refresh")
+    stored = session.get(RefreshTokenRecord, str(claims.get("jti")))
+    if stored is not None and stored.user_id == user.id:
+        session.delete(stored)
+    audit.record(session, user, "logout", "session")
+    session.commit()
+    return Response(status_code=204)

@@ -1,0 +1,88 @@
+"""The conversation about one analysis: history, and answers streamed as server-sent events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from sahay.api.deps import CurrentUser, ServiceDep, SessionDep
+from sahay.errors import SahayError
+
+router = APIRouter(tags=["chat"])
+
+
+class Question(BaseModel):
+    question: str = Field(min_length=1, max_length=2000)
+
+
+class Message(BaseModel):
+    role: str
+    text: str
+    answer: dict[str, Any] | None = None
+    created_at: datetime
+
+
+class ChatHistory(BaseModel):
+    messages: list[Message]
+
+
+@router.get("/analyses/{analysis_id}/chat", response_model=ChatHistory)
+def history(analysis_id: str, user: CurrentUser, service: ServiceDep, session: SessionDep) -> ChatHistory:
+    record = service.workspace.get(session, user, analysis_id)
+    rows = service.workspace.messages(session, record)
+    return ChatHistory(
+        messages=[Message(role=m.role, text=m.text, answer=m.answer, created_at=m.created_at) for m in rows]
+    )
+
+
+@router.post(
+    "/analyses/{analysis_id}/chat",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "token, answer, done (or error) events"}
+    },
+)
+def ask(
+    analysis_id: str, body: Question, user: CurrentUser, service: ServiceDep, session: SessionDep
+) -> StreamingResponse:
+    service.workspace.get(session, user, analysis_id)  # 404 before the stream starts
+    return StreamingResponse(
+        _events(service, user, analysis_id, body.question),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+def _event(name: str, data: Any) -> str:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n"
+
+
+async def _events(service: Any, user: Any, analysis_id: str, question: str) -> AsyncIterator[str]:
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def on_token(text: str) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, text)
+
+    # Chat runs on the default pool, not the inference workers: a long answer must not block analyses.
+    work = loop.run_in_executor(None, service.workspace.ask, user, analysis_id, question, on_token)
+    work.add_done_callback(lambda _future: loop.call_soon_threadsafe(queue.put_nowait, None))
+    while (token := await queue.get()) is not None:
+        yield _event("token", {"text": token})
+    try:
+        answer = work.result()
+    except SahayError as exc:
+        yield _event("error", {"detail": str(exc), "status": exc.http_status})
+        return
+    except Exception:
+        yield _event("error", {"detail": "internal error while answering", "status": 500})
+        raise
+    yield _event("answer", answer)
+    yield _event("done", {})

@@ -1,0 +1,340 @@
+"""Each user's stored analyses in the web service: analyse an upload, list, view, chat, export,
+find similar cases, delete. The API routes are thin calls into this module.
+
+Visibility is decided in one place, :meth:`Workspace.get`: owners see their analyses, admins see
+all, and everyone else gets the same ``NotFound`` as for an id that does not exist.
+Files live under ``$SAHAY_HOME/analyses/<id>/``; the upload itself is a content-addressed blob.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from sahay import audit
+from sahay.analysis import Analysis, Finding
+from sahay.config import Settings
+from sahay.errors import BadInput, InputTooLarge, NotFound, ServiceUnavailable
+from sahay.explain.explainer import ExplainOptions
+from sahay.models.bundle import Bundle
+from sahay.models.predictor import Predictor
+from sahay.store.blobs import BlobStore
+from sahay.store.db import session_scope
+from sahay.store.models import AnalysisRecord, ChatMessageRecord, UserRecord
+
+MAX_NOTES_CHARS = 20_000
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class Upload:
+    filename: str
+    data: bytes
+    notes: str | None = None
+    model: str | None = None
+    explain: ExplainOptions | None = None
+
+
+class PredictorCache:
+    """One loaded model per bundle per worker thread: hooks from explanations never cross threads."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def __call__(self, bundle: Bundle) -> Predictor:
+        cache: dict[tuple[str, str, str], Predictor] = self._local.__dict__.setdefault("cache", {})
+        manifest = bundle.manifest
+        key = (str(bundle.path), manifest.name, manifest.version)
+        if key not in cache:
+            cache[key] = Predictor(bundle)
+        return cache[key]
+
+
+class Workspace:
+    def __init__(self, settings: Settings, predictors: PredictorCache | None = None) -> None:
+        self.settings = settings
+        self.predictors = predictors or PredictorCache()
+        self.blobs = BlobStore(settings.blobs_dir)
+        self.root = settings.home_dir / "analyses"
+        self._index: Any = None
+        self._knowledge: Any = None
+        self._cases: Any = None
+        self._search_lock = threading.Lock()
+
+    # Creating ------------------------------------------------------------------------------
+
+    def create(self, owner: UserRecord, upload: Upload) -> tuple[AnalysisRecord, Analysis]:
+        """Analyse an upload and store it. On any failure nothing is left behind."""
+        from sahay.pipeline import analyze
+
+        if len(upload.data) > self.settings.max_file_bytes:
+            raise InputTooLarge(
+                f"{upload.filename} is {len(upload.data) / 1e6:.1f} MB; the limit is "
+                f"{self.settings.max_file_mb:g} MB (SAHAY_MAX_FILE_MB)"
+            )
+        if not upload.data:
+            raise BadInput(f"{upload.filename or 'the upload'} is empty")
+        notes = _clean_notes(upload.notes)
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".upload-", dir=self.root))
+        try:
+            source = staging / _safe_filename(upload.filename)
+            source.write_bytes(upload.data)
+            out = staging / "analysis"
+            analysis = analyze(
+                source,
+                model=upload.model,
+                out_dir=out,
+                settings=self.settings,
+                notes=notes,
+                explain=upload.explain,
+                load_predictor=self.predictors,
+            )
+            blob = self.blobs.put_file(source)
+            final = self.root / analysis.id
+            out.rename(final)
+            try:
+                with session_scope(self.settings) as session:
+                    record = AnalysisRecord(
+                        id=analysis.id,
+                        owner_id=owner.id,
+                        created_at=analysis.created_at,
+                        filename=analysis.image.filename[:255],
+                        source_format=analysis.image.format,
+                        modality=analysis.image.modality,
+                        model_name=analysis.model.name,
+                        positives=[f.label for f in analysis.positive_findings],
+                        image_blob=blob,
+                        notes_text=notes,
+                    )
+                    session.add(record)
+                    audit.record(
+                        session, owner, "create", "analysis", analysis.id, {"model": analysis.model.name}
+                    )
+            except BaseException:
+                shutil.rmtree(final, ignore_errors=True)
+                raise
+            return record, analysis
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    # Reading -------------------------------------------------------------------------------
+
+    def get(self, session: Session, user: UserRecord, analysis_id: str) -> AnalysisRecord:
+        record = session.get(AnalysisRecord, analysis_id) if _looks_like_id(analysis_id) else None
+        if record is None or (record.owner_id != user.id and user.role != "admin"):
+            raise NotFound(f"no analysis {analysis_id!r}")
+        return record
+
+    def owned(
+        self, session: Session, user: UserRecord, *, limit: int = 20, offset: int = 0
+    ) -> tuple[list[AnalysisRecord], int]:
+        query = select(AnalysisRecord)
+        if user.role != "admin":
+            query = query.where(AnalysisRecord.owner_id == user.id)
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = session.scalars(
+            query.order_by(AnalysisRecord.created_at.desc(), AnalysisRecord.id).limit(limit).offset(offset)
+        )
+        return list(rows), int(total)
+
+    def folder(self, record: AnalysisRecord) -> Path:
+        return self.root / record.id
+
+    def load(self, record: AnalysisRecord) -> Analysis:
+        path = self.folder(record) / "analysis.json"
+        if not path.is_file():
+            raise NotFound(f"the files of analysis {record.id} are missing from {self.root}")
+        return Analysis.from_json_file(path)
+
+    def image_png(self, record: AnalysisRecord, window: tuple[float, float] | None = None) -> bytes:
+        """The analysed image as an 8-bit PNG, with a viewer's window/level for greyscale DICOM."""
+        from sahay.imaging import read_image
+
+        image = read_image(self.blobs.path(record.image_blob), settings=self.settings, window=window)
+        return _png(np.rint(np.clip(image.pixels, 0, 1) * 255).astype(np.uint8))
+
+    def heatmap_overlay(self, record: AnalysisRecord, analysis: Analysis, label: str) -> Path:
+        explanation = _finding(analysis, label).explanation
+        if explanation is None:
+            raise NotFound(f"the finding {label!r} has no heatmap (only explained findings have one)")
+        return self.folder(record) / explanation.overlay_png
+
+    def heatmap_layer(self, record: AnalysisRecord, analysis: Analysis, label: str) -> bytes:
+        """The map as an RGBA cividis layer at the image's size; alpha grows with attribution."""
+        from matplotlib import colormaps
+
+        from sahay.explain.overlay import COLORMAP
+
+        explanation = _finding(analysis, label).explanation
+        if explanation is None:
+            raise NotFound(f"the finding {label!r} has no heatmap (only explained findings have one)")
+        values = np.load(self.folder(record) / explanation.array_npy)
+        size = (analysis.image.columns, analysis.image.rows)
+        resized = np.asarray(
+            Image.fromarray(values.astype(np.float32)).resize(size, Image.Resampling.BILINEAR)
+        )
+        rgba = colormaps[COLORMAP](np.clip(resized, 0, 1))
+        rgba[..., 3] = np.clip(resized, 0, 1)
+        return _png(np.rint(rgba * 255).astype(np.uint8))
+
+    # Changing ------------------------------------------------------------------------------
+
+    def delete(self, session: Session, user: UserRecord, analysis_id: str) -> None:
+        record = self.get(session, user, analysis_id)
+        blob = record.image_blob
+        session.delete(record)
+        audit.record(session, user, "delete", "analysis", analysis_id)
+        session.flush()
+        shutil.rmtree(self.folder(record), ignore_errors=True)
+        still_used = session.scalar(select(func.count()).where(AnalysisRecord.image_blob == blob))
+        if not still_used:
+            self.blobs.delete(blob)
+
+    # Chat ----------------------------------------------------------------------------------
+
+    def messages(self, session: Session, record: AnalysisRecord) -> list[ChatMessageRecord]:
+        return list(
+            session.scalars(
+                select(ChatMessageRecord)
+                .where(ChatMessageRecord.analysis_id == record.id)
+                .order_by(ChatMessageRecord.id)
+            )
+        )
+
+    def ask(
+        self,
+        user: UserRecord,
+        analysis_id: str,
+        question: str,
+        on_token: Callable[[str], None] | None = None,
+    ) -> dict[str, Any]:
+        """Answer a question about an analysis, continuing its stored conversation."""
+        from sahay.chat.backends import Turn
+        from sahay.chat.engine import Conversation
+
+        if not question.strip():
+            raise BadInput("the question is empty")
+        if len(question) > 2000:
+            raise BadInput(f"the question has {len(question)} characters; the limit is 2000")
+        with session_scope(self.settings) as session:
+            record = self.get(session, user, analysis_id)
+            history = self.messages(session, record)
+        conversation = Conversation(self.load(record), settings=self.settings, knowledge=self.knowledge())
+        questions = [m.text for m in history if m.role == "user"]
+        answers = [m.text for m in history if m.role == "assistant"]
+        conversation.history = [Turn(q, a) for q, a in zip(questions, answers, strict=False)]
+        conversation.disclaimer_given = bool(answers)
+        answer = conversation.ask(question, on_token).to_dict()
+        with session_scope(self.settings) as session:
+            session.add(ChatMessageRecord(analysis_id=record.id, role="user", text=question))
+            session.add(
+                ChatMessageRecord(
+                    analysis_id=record.id, role="assistant", text=answer["answer"], answer=answer
+                )
+            )
+            audit.record(session, user, "chat", "analysis", record.id, {"intent": answer["intent"]})
+        return answer
+
+    def knowledge(self) -> Any:
+        """One knowledge base for the service, indexed on first use."""
+        with self._search_lock:
+            if self._knowledge is None:
+                from sahay.knowledge.index import KnowledgeBase
+
+                self._knowledge = KnowledgeBase(self.settings, index=self._vector_index())
+            return self._knowledge
+
+    def _vector_index(self) -> Any:
+        """The one vector index the knowledge base and the case library share (embedded Qdrant
+        allows one client per folder)."""
+        if self._index is None:
+            try:
+                from sahay.vectors import VectorIndex
+
+                self._index = VectorIndex.open(self.settings)
+            except ImportError as exc:
+                raise ServiceUnavailable("chat and similar cases need: pip install 'sahay[search]'") from exc
+        return self._index
+
+    def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+
+    # Reports and similar cases -------------------------------------------------------------
+
+    def report(self, record: AnalysisRecord, report_format: str) -> list[Any]:
+        from pydicom import dcmread
+
+        from sahay.reports import render
+
+        analysis = self.load(record)
+        source = None
+        if report_format.startswith("dicom-"):
+            if record.source_format != "dicom":
+                raise BadInput(
+                    f"{report_format} needs a DICOM upload; this analysis is of a {record.source_format} file"
+                )
+            source = dcmread(self.blobs.path(record.image_blob))
+        return render(analysis, report_format, analysis_dir=self.folder(record), source=source)
+
+    def similar(self, record: AnalysisRecord, k: int = 5) -> list[Any]:
+        from sahay.cases.query import analysis_query
+        from sahay.cases.store import CaseLibrary
+
+        with self._search_lock:
+            if self._cases is None:
+                self._cases = CaseLibrary(self.settings, index=self._vector_index())
+            library = self._cases
+            if library.count() == 0:
+                return []
+            query, modality = analysis_query(
+                self.folder(record) / "analysis.json", library, image_path=self.blobs.path(record.image_blob)
+            )
+            return list(library.search(query, k=k, query_modality=modality))
+
+
+def _finding(analysis: Analysis, label: str) -> Finding:
+    for finding in analysis.findings:
+        if finding.label == label:
+            return finding
+    raise NotFound(f"the analysis has no finding {label!r}")
+
+
+def _looks_like_id(text: str) -> bool:
+    return bool(re.fullmatch(r"[0-9a-f]{32}", text))
+
+
+def _safe_filename(name: str) -> str:
+    """The upload's base name, with anything a file system could misread replaced."""
+    base = Path(name.replace("\\", "/")).name
+    cleaned = _SAFE_NAME.sub("_", base).strip("._") or "upload"
+    return cleaned[:120] if cleaned != "analysis" else f"upload-{uuid.uuid4().hex[:8]}"
+
+
+def _clean_notes(notes: str | None) -> str | None:
+    if notes is None or not notes.strip():
+        return None
+    if len(notes) > MAX_NOTES_CHARS:
+        raise BadInput(f"the notes have {len(notes)} characters; the limit is {MAX_NOTES_CHARS}")
+    return notes
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
