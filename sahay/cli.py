@@ -50,6 +50,13 @@ cases_app = typer.Typer(
 app.add_typer(cases_app, name="cases")
 kb_app = typer.Typer(help="The cited knowledge base: add documents, list and search.", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
+users_app = typer.Typer(help="Web service accounts: create and list users.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+pacs_app = typer.Typer(
+    help="The hospital archive (PACS) over DICOMweb: query, pull, push and analyze studies.",
+    no_args_is_help=True,
+)
+app.add_typer(pacs_app, name="pacs")
 
 out = Console(soft_wrap=True)  # long lines stay whole when piped; tables still fit the width
 err = Console(stderr=True, soft_wrap=True)
@@ -326,6 +333,94 @@ def report_command(
     )
     for path in written:
         out.print(f"Wrote {escape(str(path))}")
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+) -> None:
+    """Run the web service and browser UI (API under /api/v1, documentation at /docs)."""
+    import uvicorn
+
+    from sahay.api.app import create_app
+
+    settings = get_settings()
+    out.print(f"Sahay {__version__} on http://{host}:{port} (data in {escape(str(settings.home_dir))})")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", proxy_headers=True)
+
+
+@users_app.command("create")
+def users_create(
+    username: Annotated[str, typer.Option("--username", help="The new user's name.")],
+    admin: Annotated[bool, typer.Option("--admin", help="Make the user an administrator.")] = False,
+    password: Annotated[
+        str | None, typer.Option(help="The password; asked for (hidden) when not given.")
+    ] = None,
+) -> None:
+    """Create a user (the first administrator, or any user)."""
+    from sahay import audit
+    from sahay.accounts import create_user
+    from sahay.store.db import session_scope
+
+    if password is None:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with session_scope() as session:
+        user = create_user(session, username, password, "admin" if admin else "clinician")
+        audit.record(session, None, "create", "user", user.id, {"username": user.username, "role": user.role},
+                     actor_name="cli")
+    out.print(f"Created {user.role} {escape(user.username)} ({user.id})")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List the web service's users."""
+    from sahay.accounts import list_users
+    from sahay.store.db import session_scope
+
+    table = _table("User", "Role", "Created", "Id")
+    with session_scope() as session:
+        for user in list_users(session):
+            table.add_row(escape(user.username), user.role, f"{user.created_at:%Y-%m-%d %H:%M}", user.id)
+    out.print(table)
+
+
+@app.command("audit")
+def audit_command(
+    limit: Annotated[int, typer.Option(min=1, help="How many entries, newest first.")] = 50,
+    actor: Annotated[str | None, typer.Option(help="Only this user's actions.")] = None,
+    object_id: Annotated[str | None, typer.Option("--object", help="Only entries about this object id.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """Show the audit log: who created, viewed, exported or deleted what, and when."""
+    from sahay import audit
+    from sahay.store.db import session_scope
+
+    with session_scope() as session:
+        entries = audit.events(session, limit=limit, actor=actor, object_id=object_id)
+        rows = [
+            {
+                "at": e.at.isoformat(),
+                "actor": e.actor,
+                "action": e.action,
+                "object_type": e.object_type,
+                "object_id": e.object_id,
+                "detail": e.detail,
+            }
+            for e in entries
+        ]
+    if as_json:
+        for row in rows:
+            out.print_json(json.dumps(row))
+        return
+    table = _table("When (UTC)", "Who", "Action", "Object", "Detail")
+    for row in rows:
+        detail = json.dumps(row["detail"]) if row["detail"] else ""
+        table.add_row(
+            str(row["at"])[:19], escape(str(row["actor"])), str(row["action"]),
+            f"{row['object_type']} {row['object_id'] or ''}".strip(), escape(detail),
+        )
+    out.print(table)
 
 
 @app.command("notes")
@@ -1196,6 +1291,267 @@ def kb_search(
         out.print(escape(chunk.text))
         for source in passage.sources:
             out.print(f"    [dim]\\[{source.id}] {escape(source.citation())}[/]")
+
+
+@app.command("deid")
+def deid_command(
+    source: Annotated[Path, typer.Argument(help="A DICOM file, or a folder searched recursively.")],
+    destination: Annotated[
+        Path, typer.Argument(help="The output file, or for a folder the output folder (same layout).")
+    ],
+    retain_dates: Annotated[
+        bool,
+        typer.Option("--retain-dates", help="Shift dates back by a per-patient number of days; keep times."),
+    ] = False,
+    retain_patient_characteristics: Annotated[
+        bool,
+        typer.Option(
+            "--retain-patient-characteristics",
+            help="Keep sex, age, size, weight, ethnic group, smoking and pregnancy status.",
+        ),
+    ] = False,
+    allow_burned_in: Annotated[
+        bool,
+        typer.Option(
+            "--allow-burned-in",
+            help="Also process images marked Burned In Annotation YES (their pixels are not cleaned).",
+        ),
+    ] = False,
+    keep_private_tag: Annotated[
+        list[str] | None,
+        typer.Option("--keep-private-tag", help="A private tag to keep, e.g. 00091001; repeat for more."),
+    ] = None,
+    keep_private_creator: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--keep-private-creator", help="A private creator whose block is kept; repeat for more."
+        ),
+    ] = None,
+    secret_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--secret-file",
+            help="A file holding the secret that keys new UIDs and pseudonyms, so runs agree "
+            "(default: a new random secret each run).",
+        ),
+    ] = None,
+    mapping_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--mapping-out",
+            help="Write the original-to-new UID and patient mapping to this CSV (keep it private).",
+        ),
+    ] = None,
+) -> None:
+    """De-identify DICOM files (PS3.15 Basic Application Level Confidentiality Profile).
+
+    Exits 1 when a folder had DICOM files that were refused (each is named on stderr).
+    """
+    from sahay.imaging.deid import DeidOptions, deidentify_path, load_secret, parse_tag
+
+    options = DeidOptions(
+        retain_longitudinal_dates=retain_dates,
+        retain_patient_characteristics=retain_patient_characteristics,
+        allow_burned_in=allow_burned_in,
+        keep_private_tags=frozenset(parse_tag(tag) for tag in keep_private_tag or []),
+        keep_private_creators=frozenset(keep_private_creator or []),
+    )
+    secret = load_secret(secret_file) if secret_file is not None else None
+    report = deidentify_path(source, destination, options, secret=secret, mapping_out=mapping_out)
+    for name, warnings in report.warnings.items():
+        for warning in warnings:
+            err.print(f"[yellow]warning:[/] {escape(name)}: {escape(warning)}", highlight=False)
+    for name, reason in report.skipped.items():
+        err.print(f"[yellow]skipped:[/] {escape(name)}: {escape(reason)}", highlight=False)
+    for reason in report.refused.values():
+        err.print(f"[red]refused:[/] {escape(reason)}", highlight=False)
+    table = _table("Files", "Count")
+    table.add_row("written", str(len(report.written)))
+    table.add_row("skipped (not DICOM)", str(len(report.skipped)))
+    table.add_row("refused", str(len(report.refused)))
+    out.print(table)
+    if mapping_out is not None:
+        out.print(
+            f"Mapping written to {escape(str(mapping_out))}; it re-identifies the output, keep it apart."
+        )
+    if report.refused:
+        raise typer.Exit(1)
+
+
+@pacs_app.command("query")
+def pacs_query(
+    patient: Annotated[
+        str | None, typer.Option(help="Patient ID or name (Family^Given); * and ? are wildcards.")
+    ] = None,
+    date: Annotated[
+        str | None, typer.Option("--date", help="Study date or range: 20240102, 20240101-20241231.")
+    ] = None,
+    modality: Annotated[str | None, typer.Option(help="Only studies with this modality, e.g. CR.")] = None,
+    study: Annotated[
+        str | None, typer.Option("--study", help="List the series of this study instead of searching.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="The most studies to show.")] = 25,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Search the archive (QIDO-RS) for studies by patient, date or modality, newest first."""
+    from sahay.pacs import Archive
+
+    archive = Archive.from_settings(get_settings())
+    if study is not None:
+        if patient or date or modality:
+            raise BadInput(
+                "--study lists one study's series; give no --patient, --date or --modality with it"
+            )
+        found = archive.search_series(study)
+        if as_json:
+            sys.stdout.write(json.dumps([s.model_dump() for s in found], indent=2) + "\n")
+            return
+        # One entry per series, its UID on a line of its own: UIDs are long and copied whole.
+        for one in found:
+            number = "" if one.number is None else f"series {one.number}  "
+            described = _spaced(one.modality, one.description, _count(one.instances, "instance"))
+            out.print(f"{number}{escape(described)}")
+            out.print(f"   {one.series_uid}")
+        if not found:
+            err.print(f"no series found for study {escape(study)}")
+        return
+    studies = archive.search_studies(patient=patient, study_date=date, modality=modality, limit=limit)
+    if as_json:
+        sys.stdout.write(json.dumps([s.model_dump() for s in studies], indent=2) + "\n")
+        return
+    for item in studies:
+        described = _spaced(
+            item.date,
+            item.patient_id,
+            item.patient_name,
+            ",".join(item.modalities),
+            item.description,
+            _count(item.instances, "instance"),
+        )
+        out.print(f"[bold]{escape(described)}[/]")
+        out.print(f"   study {item.study_uid}")
+    if not studies:
+        err.print("no studies match")
+
+
+@pacs_app.command("pull")
+def pacs_pull(
+    study: Annotated[str, typer.Option("--study", help="StudyInstanceUID of the study to download.")],
+    series: Annotated[
+        str | None, typer.Option("--series", help="Only this SeriesInstanceUID of the study.")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder for the files (default: sahay-pacs/<study>).")
+    ] = None,
+) -> None:
+    """Download a study or one series (WADO-RS): one <SOPInstanceUID>.dcm per instance."""
+    from sahay.pacs import Archive, default_pull_dir
+
+    archive = Archive.from_settings(get_settings())
+    destination = out_dir or default_pull_dir(study)
+    with err.status(f"pulling {'series' if series else 'study'} from the archive"):
+        paths = archive.retrieve(study, series, dest=destination)
+    out.print(f"Pulled {len(paths)} instances into {escape(str(destination))}")
+
+
+@pacs_app.command("push")
+def pacs_push(
+    paths: Annotated[list[Path], typer.Argument(help="DICOM files, or folders searched recursively.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Send DICOM files (e.g. Sahay's SR and Secondary Captures) to the archive (STOW-RS).
+
+    Exits 1 when the archive refused some instances (each is named on stderr).
+    """
+    from sahay.pacs import Archive
+
+    archive = Archive.from_settings(get_settings())
+    with err.status("pushing to the archive"):
+        result = archive.store(paths)
+    if as_json:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+    else:
+        out.print(f"Stored {len(result.stored)} instances")
+    for skipped in result.skipped:
+        err.print(f"[yellow]skipped:[/] {escape(skipped)}")
+    _print_store_failures(result)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@pacs_app.command("analyze")
+def pacs_analyze(
+    study: Annotated[str, typer.Option("--study", help="StudyInstanceUID of the study to analyse.")],
+    series: Annotated[
+        str | None, typer.Option("--series", help="Only this SeriesInstanceUID of the study.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Installed model name or bundle folder.")
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Folder for the pulled images and results (default: sahay-out/<study>)."
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Analyse images the model was not made for, with a warning.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Pull a study, analyse each image, and push a DICOM SR and heatmap Secondary Captures back.
+
+    The results join the same study as two new series. Exits 1 when no image could be analysed
+    or the archive refused a result.
+    """
+    from sahay.pacs import Archive, analyze_study, default_analysis_dir
+
+    settings = get_settings()
+    archive = Archive.from_settings(settings)
+    destination = out_dir or default_analysis_dir(study)
+    with err.status("pulling the study") as status:
+        result = analyze_study(
+            archive,
+            study,
+            series_uid=series,
+            model=model,
+            out_dir=destination,
+            force=force,
+            settings=settings,
+            on_step=lambda message: status.update(escape(message)),
+        )
+    if as_json:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+    else:
+        for item in result.instances:
+            out.print(f"[bold]{item.status}[/] {item.sop_instance_uid}")
+            if item.status == "analysed":
+                positive = ", ".join(item.positive_findings) or "no positive findings"
+                out.print(f"   {escape(positive)}; {len(item.results)} DICOM results")
+            else:
+                out.print(f"   {escape(item.reason or '')}")
+        out.print(
+            f"Pushed {len(result.stored.stored)} results to study {escape(study)}; "
+            f"local copies under {escape(str(destination))}"
+        )
+        out.print("[dim]Decision support, not a diagnosis.[/]")
+    _print_store_failures(result.stored)
+    if not result.analysed or not result.stored.ok:
+        raise typer.Exit(1)
+
+
+def _spaced(*values: str | None) -> str:
+    return "  ".join(v for v in values if v)
+
+
+def _count(number: int | None, noun: str) -> str | None:
+    return None if number is None else f"({number} {noun}{'' if number == 1 else 's'})"
+
+
+def _print_store_failures(result: Any) -> None:
+    for failure in result.failed:
+        uid = failure.sop_instance_uid or "an instance"
+        err.print(f"[bold red]refused:[/] {escape(uid)}: {escape(failure.reason)}")
 
 
 def _case_dataset_options(
