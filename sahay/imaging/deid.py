@@ -993,7 +993,7 @@ class Deidentifier:
         """The attributes that say how this instance was de-identified (PS3.15 E.1.1)."""
         pseudonym = self.pseudonym(patient_key)
         ds.PatientID = pseudonym
-        ds.PatientName = pseudonym
+        ds.PatientName = f"{pseudonym}^"  # family-name component only (PS3.5 6.2.1.2)
         codes = [_BASIC_CODE]
         if self.options.retain_longitudinal_dates:
             codes.append(_DATES_CODE)

@@ -7,6 +7,7 @@ an SR made from a de-identified image carries only the de-identified attributes.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,7 @@ def structured_report(analysis: Analysis, source: Dataset, *, analysis_dir: Path
     sr.SeriesDescription = "Sahay AI findings (decision support, not a diagnosis)"
     sr.CodingSchemeIdentificationSequence = [_private_scheme()]
     sr.SoftwareVersions = __version__
+    _carry_deidentification(source, sr)
     return sr
 
 
@@ -136,6 +138,7 @@ def secondary_captures(analysis: Analysis, source: Dataset, analysis_dir: Path) 
         image.BurnedInAnnotation = "YES"  # the legend and region numbers are drawn into the pixels
         image.DerivationDescription = f"Heatmap overlay by Sahay {__version__} ({analysis.model.name})"
         image.SoftwareVersions = __version__
+        _carry_deidentification(source, image)
         images.append(image)
     if not images:
         raise BadInput("the analysis has no heatmap overlays to capture: analyse the image with heatmaps on")
@@ -147,6 +150,21 @@ def _finding_concept(label: str) -> CodedConcept:
     if code.snomed:
         return CodedConcept(code.snomed, "SCT", code.snomed_display or code.display)
     return CodedConcept(code.sahay[:16], SAHAY_DICOM_SCHEME, code.display)
+
+
+_DEIDENTIFICATION_KEYWORDS = (
+    "PatientIdentityRemoved",
+    "DeidentificationMethod",
+    "DeidentificationMethodCodeSequence",
+    "LongitudinalTemporalInformationModified",
+)
+
+
+def _carry_deidentification(source: Dataset, derived: Dataset) -> None:
+    """A result of a de-identified image says so too (PS3.15 E.1)."""
+    for keyword in _DEIDENTIFICATION_KEYWORDS:
+        if keyword in source:
+            setattr(derived, keyword, copy.deepcopy(source[keyword].value))
 
 
 def _private_scheme() -> Dataset:

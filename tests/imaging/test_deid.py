@@ -299,7 +299,7 @@ def test_every_identifier_is_removed_and_uids_stay_consistent(tmp_path: Path) ->
         assert codes(ds) == {"113100"}
         assert ds.LongitudinalTemporalInformationModified == "REMOVED"
         assert re.fullmatch(r"ANON-[0-9A-F]{10}", ds.PatientID)
-        assert ds.PatientName == ds.PatientID
+        assert ds.PatientName.family_name == ds.PatientID
         assert ds.PatientBirthDate == "" and ds.AccessionNumber == "" and "PatientAddress" not in ds
         assert ds.PixelData == original.PixelData
         assert len(ds.ReferencedStudySequence) == 0  # X/Z: emptied

@@ -234,3 +234,34 @@ def test_cli_writes_each_format_and_rejects_bad_input(
     assert code == 2 and "not a Sahay analysis.json" in err and "Traceback" not in err
     code, _, err = run_cli(capsys, "report", ct_analysis, "--out", tmp_path / "missing" / "r.html")
     assert code == 2 and "does not exist" in err
+
+
+def test_reports_from_deidentified_input_carry_no_identifiers(
+    demo_installed: Settings, tmp_path: Path
+) -> None:
+    from sahay.imaging.deid import deidentify_path
+
+    clean = tmp_path / "clean.dcm"
+    deidentify_path(CT_SMALL, clean)
+    out = tmp_path / "a"
+    analyze(clean, model=DEMO, out_dir=out, keep_identifiers=True, force=True)
+    original = pydicom.dcmread(CT_SMALL)
+    secrets = {
+        str(original.PatientName),
+        str(original.PatientID),
+        str(original.StudyInstanceUID),
+        str(original.SeriesInstanceUID),
+        str(original.SOPInstanceUID),
+        str(original.InstitutionName),
+    }
+    sr = export_report(out / "analysis.json", "dicom-sr", tmp_path / "sr.dcm", image=clean)[0]
+    sc = export_report(out / "analysis.json", "dicom-sc", tmp_path / "sc", image=clean)
+    fhir = export_report(out / "analysis.json", "fhir", tmp_path / "r.json", include_identifiers=True)[0]
+    html = export_report(out / "analysis.json", "html", tmp_path / "r.html", include_identifiers=True)[0]
+    for path in (sr, *sc):
+        values = {str(element.value) for element in pydicom.dcmread(path).iterall()}
+        assert not any(secret in value for secret in secrets for value in values), path.name
+        assert pydicom.dcmread(path).PatientIdentityRemoved == "YES"
+    for path in (fhir, html):
+        text = path.read_text(encoding="utf-8")
+        assert not any(secret in text for secret in secrets), path.name
