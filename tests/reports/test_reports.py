@@ -4,7 +4,6 @@ fhir.resources for FHIR, dciodvfy (dicom3tools) for DICOM, pdftoppm/pdftotext (p
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -23,16 +22,14 @@ from sahay.reports.codes import FINDING_CODES
 from sahay.reports.model import build_report
 from tests.chat.conftest import chest_analysis
 from tests.e2e.test_cli_analyze import DEMO, run_cli
+from tests.system import require_program
 
 CT_SMALL = Path(get_testdata_file("CT_small.dcm", download=False))
 NOTE = "Cough for 3 weeks. No pleural effusion. Former smoker, 20 pack-years."
 
 
 def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.skip(f"{name} is not installed (.ci/run installs it with apt)")
-    return path
+    return require_program(name)
 
 
 @pytest.fixture
