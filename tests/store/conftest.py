@@ -16,6 +16,7 @@ from sqlalchemy.pool import NullPool
 from sahay.config import Settings, reload_settings
 from sahay.store import reset_engines
 from tests.postgres import PostgresNotInstalled, postgres_server
+from tests.system import missing
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -26,8 +27,8 @@ def postgres_url() -> Iterator[str]:
     try:
         with postgres_server() as url:
             yield url
-    except PostgresNotInstalled as exc:
-        pytest.skip(str(exc))
+    except PostgresNotInstalled:
+        missing("PostgreSQL")
 
 
 @pytest.fixture(scope="session")
