@@ -33,6 +33,7 @@ def structured_report(analysis: Analysis, source: Dataset, *, analysis_dir: Path
     import highdicom as hd
 
     _check_source(analysis, source)
+    source = _with_type2_attributes(source)
     algorithm = hd.sr.AlgorithmIdentification(
         name=analysis.model.name, version=analysis.model.version, parameters=None
     )
@@ -102,6 +103,7 @@ def secondary_captures(analysis: Analysis, source: Dataset, analysis_dir: Path) 
     import highdicom as hd
 
     _check_source(analysis, source)
+    source = _with_type2_attributes(source)
     series_uid = generate_uid()
     images: list[Dataset] = []
     explained = [f for f in analysis.findings if f.explanation is not None]
@@ -150,6 +152,31 @@ def _finding_concept(label: str) -> CodedConcept:
     if code.snomed:
         return CodedConcept(code.snomed, "SCT", code.snomed_display or code.display)
     return CodedConcept(code.sahay[:16], SAHAY_DICOM_SCHEME, code.display)
+
+
+# Type 2 attributes of the Patient and General Study modules that derived objects copy.
+_TYPE2_COPIED = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+)
+
+
+def _with_type2_attributes(source: Dataset) -> Dataset:
+    """The source, with absent Type 2 attributes present and empty, as the standard allows."""
+    missing = [keyword for keyword in _TYPE2_COPIED if keyword not in source]
+    if not missing:
+        return source
+    completed = copy.copy(source)  # shallow: only top-level elements are added
+    for keyword in missing:
+        setattr(completed, keyword, None)
+    return completed
 
 
 _DEIDENTIFICATION_KEYWORDS = (

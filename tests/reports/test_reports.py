@@ -262,3 +262,22 @@ def test_reports_from_deidentified_input_carry_no_identifiers(
     for path in (fhir, html):
         text = path.read_text(encoding="utf-8")
         assert not any(secret in text for secret in secrets), path.name
+
+
+def test_dicom_results_accept_a_source_without_optional_study_attributes(
+    demo_installed: Settings, tmp_path: Path
+) -> None:
+    """Real archives hold images without Study ID or Study Time (Type 2); results must still build."""
+
+    source = pydicom.dcmread(CT_SMALL)
+    for keyword in ("StudyID", "StudyTime", "ReferringPhysicianName", "AccessionNumber"):
+        if keyword in source:
+            delattr(source, keyword)
+    bare = tmp_path / "bare.dcm"
+    source.save_as(bare)
+    analyze(bare, model=DEMO, out_dir=tmp_path / "a", force=True)
+    sr = export_report(tmp_path / "a" / "analysis.json", "dicom-sr", tmp_path / "sr.dcm", image=bare)[0]
+    sc = export_report(tmp_path / "a" / "analysis.json", "dicom-sc", tmp_path / "sc", image=bare)
+    for path in (sr, *sc):
+        assert _dciodvfy_errors(path) == []
+        assert pydicom.dcmread(path).StudyID == ""
