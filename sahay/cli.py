@@ -337,7 +337,9 @@ def report_command(
 
 @app.command("serve")
 def serve_command(
-    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (0.0.0.0 for every interface).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
 ) -> None:
     """Run the web service and browser UI (API under /api/v1, documentation at /docs)."""
@@ -367,8 +369,15 @@ def users_create(
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     with session_scope() as session:
         user = create_user(session, username, password, "admin" if admin else "clinician")
-        audit.record(session, None, "create", "user", user.id, {"username": user.username, "role": user.role},
-                     actor_name="cli")
+        audit.record(
+            session,
+            None,
+            "create",
+            "user",
+            user.id,
+            {"username": user.username, "role": user.role},
+            actor_name="cli",
+        )
     out.print(f"Created {user.role} {escape(user.username)} ({user.id})")
 
 
@@ -389,7 +398,9 @@ def users_list() -> None:
 def audit_command(
     limit: Annotated[int, typer.Option(min=1, help="How many entries, newest first.")] = 50,
     actor: Annotated[str | None, typer.Option(help="Only this user's actions.")] = None,
-    object_id: Annotated[str | None, typer.Option("--object", help="Only entries about this object id.")] = None,
+    object_id: Annotated[
+        str | None, typer.Option("--object", help="Only entries about this object id.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
     """Show the audit log: who created, viewed, exported or deleted what, and when."""
@@ -417,8 +428,11 @@ def audit_command(
     for row in rows:
         detail = json.dumps(row["detail"]) if row["detail"] else ""
         table.add_row(
-            str(row["at"])[:19], escape(str(row["actor"])), str(row["action"]),
-            f"{row['object_type']} {row['object_id'] or ''}".strip(), escape(detail),
+            str(row["at"])[:19],
+            escape(str(row["actor"])),
+            str(row["action"]),
+            f"{row['object_type']} {row['object_id'] or ''}".strip(),
+            escape(detail),
         )
     out.print(table)
 
@@ -1501,8 +1515,9 @@ def pacs_analyze(
 ) -> None:
     """Pull a study, analyse each image, and push a DICOM SR and heatmap Secondary Captures back.
 
-    The results join the same study as two new series. Exits 1 when no image could be analysed
-    or the archive refused a result.
+    The results join the same study as two new series (SR, and Secondary Capture).
+
+    Exits 1 when no image could be analysed or the archive refused a result.
     """
     from sahay.pacs import Archive, analyze_study, default_analysis_dir
 

@@ -44,6 +44,9 @@ DEFAULT_ANALYSIS_ROOT = Path("sahay-out")
 RESULTS_DIR = "dicom"
 """Inside each instance's analysis folder: copies of the SR and Secondary Captures that were pushed."""
 MAX_LIMIT = 1000
+RETRY_ATTEMPTS = 3
+RETRY_WAIT_MS = 250
+"""Retries wait 0.5 s, then 1 s: enough for a busy archive's 503, short for one that is down."""
 STORE_BATCH_FILES = 50
 STORE_BATCH_BYTES = 64 * 1024 * 1024
 """One STOW-RS request carries at most this many files or bytes, so memory stays bounded."""
@@ -202,6 +205,11 @@ class Archive:
             self.client: DICOMwebClient = DICOMwebClient(self.url, session=session, timeout=timeout_s)
         except ValueError as exc:  # dicomweb-client's own URL check
             raise BadInput(f"SAHAY_PACS_URL {self.display_url!r} is not a usable DICOMweb address") from exc
+        # dicomweb-client retries five times over 30 s by default, on every error: a user at the
+        # command line would wait that long to learn that the archive is down. Retry briefly.
+        self.client.set_http_retry_params(
+            retry=True, max_attempts=RETRY_ATTEMPTS, wait_exponential_multiplier=RETRY_WAIT_MS
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Archive:
