@@ -64,8 +64,8 @@ class Settings(BaseSettings):
 
     pacs_url: str | None = Field(
         default=None,
-        description="DICOMweb root of the hospital archive (QIDO/WADO/STOW), e.g. http://pacs:8042/dicom-web. "
-        "Set by the administrator; users never pass a URL.",
+        description="DICOMweb root of the hospital archive (QIDO/WADO/STOW), "
+        "e.g. http://pacs:8042/dicom-web. Set by the administrator; users never pass a URL.",
     )
     pacs_username: str | None = Field(default=None, description="HTTP basic user for the archive, if any.")
     pacs_password: str | None = Field(default=None, description="HTTP basic password for the archive.")

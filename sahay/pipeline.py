@@ -26,8 +26,8 @@ from sahay.explain.methods.base import EvaluationProgress
 from sahay.explain.overlay import render_overlay, render_side_by_side
 from sahay.fileio import atomic_write_text
 from sahay.imaging import LoadedImage, read_image
-from sahay.models.domain import assess, metadata_problems
 from sahay.models.bundle import Bundle
+from sahay.models.domain import assess, metadata_problems
 from sahay.models.download import ProgressCallback
 from sahay.models.predictor import Prediction, Predictor
 from sahay.models.registry import resolve
