@@ -13,9 +13,7 @@ from sqlalchemy.orm import Session
 
 from sahay.store.models import AuditEvent, UserRecord
 
-Action = Literal[
-    "login", "login-failed", "logout", "create", "view", "export", "delete", "chat", "search"
-]
+Action = Literal["login", "login-failed", "logout", "create", "view", "export", "delete", "chat", "search"]
 
 
 def record(
