@@ -11,9 +11,9 @@ from pydantic import BaseModel
 
 from sahay import audit
 from sahay.accounts import authenticate, get_user
-from sahay.api.deps import CurrentUser, ServiceDep, SessionDep, client_address
+from sahay.api.deps import ServiceDep, SessionDep, client_address
 from sahay.errors import NotAuthenticated, NotFound
-from sahay.store.models import RefreshTokenRecord
+from sahay.store.models import RefreshTokenRecord, UserRecord
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -79,11 +79,14 @@ def refresh(body: RefreshRequest, service: ServiceDep, session: SessionDep) -> d
 
 
 @router.post("/logout", status_code=204, response_class=Response)
-def sign_out(body: RefreshRequest, user: CurrentUser, service: ServiceDep, session: SessionDep) -> Response:
+def sign_out(body: RefreshRequest, service: ServiceDep, session: SessionDep) -> Response:
+    """Revoke a refresh token. The refresh token itself is the credential, so signing out works
+    after the access token has expired."""
     claims = service.tokens.claims(body.refresh_token, "refresh")
     stored = session.get(RefreshTokenRecord, str(claims.get("jti")))
-    if stored is not None and stored.user_id == user.id:
+    if stored is not None and stored.user_id == claims["sub"]:
+        user = session.get(UserRecord, stored.user_id)
         session.delete(stored)
-    audit.record(session, user, "logout", "session")
-    session.commit()
+        audit.record(session, user, "logout", "session")
+        session.commit()
     return Response(status_code=204)
