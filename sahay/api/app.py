@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (auth, users, analyses, chat, reports, cases, models, audit):
         app.include_router(module.router, prefix=API_PREFIX)
     _add_error_handlers(app)
+    _add_security_headers(app)
     _add_health(app)
     _add_web(app)
     return app
@@ -96,6 +97,25 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             {"detail": "internal error; the administrator can find it in the server log"}, status_code=500
         )
+
+
+# The UI loads only its own files; blob: URLs carry the images fetched with the token.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' blob: data:; script-src 'self'; style-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+
+
+def _add_security_headers(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        if not request.url.path.startswith(("/docs", "/redoc")):  # Swagger UI loads its own assets
+            response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        return response
 
 
 def _add_health(app: FastAPI) -> None:
