@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import event, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from sahay.store.models import AuditEvent, UserRecord
 
@@ -55,6 +55,15 @@ def events(
     if since:
         query = query.where(AuditEvent.at >= since)
     return list(session.scalars(query))
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _no_bulk_rewrite(state: ORMExecuteState) -> None:
+    """Refuse ``update(AuditEvent)`` and ``delete(AuditEvent)`` run through a session."""
+    if (state.is_update or state.is_delete) and any(
+        mapper.class_ is AuditEvent for mapper in state.all_mappers
+    ):
+        raise PermissionError("the audit log is append-only; entries cannot be changed or deleted")
 
 
 @event.listens_for(Session, "before_flush")

@@ -21,19 +21,19 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from sahay import audit
 from sahay.analysis import Analysis, Finding
 from sahay.config import Settings
-from sahay.errors import BadInput, InputTooLarge, NotFound, ServiceUnavailable
+from sahay.errors import BadInput, InputTooLarge, ModelUnavailable, NotFound, ServiceUnavailable
 from sahay.explain.explainer import ExplainOptions
 from sahay.models.bundle import Bundle
 from sahay.models.predictor import Predictor
 from sahay.store.blobs import BlobStore
 from sahay.store.db import session_scope
-from sahay.store.models import AnalysisRecord, ChatMessageRecord, UserRecord
+from sahay.store.models import AnalysisRecord, CaseRecord, ChatMessageRecord, UserRecord
 
 MAX_NOTES_CHARS = 20_000
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -88,6 +88,8 @@ class Workspace:
         if not upload.data:
             raise BadInput(f"{upload.filename or 'the upload'} is empty")
         notes = _clean_notes(upload.notes)
+        if upload.model is not None:
+            self._check_installed(upload.model)
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".upload-", dir=self.root))
         try:
@@ -130,6 +132,16 @@ class Workspace:
             return record, analysis
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+    def _check_installed(self, name: str) -> None:
+        """The service runs installed models only: a name, never a path on the server."""
+        from sahay.models.registry import installed
+
+        names = {bundle.manifest.name for bundle in installed(self.settings)}
+        if name not in names:
+            raise ModelUnavailable(
+                f"no installed model is named {name[:100]!r}; installed: {', '.join(sorted(names)) or 'none'}"
+            )
 
     # Reading -------------------------------------------------------------------------------
 
@@ -200,8 +212,7 @@ class Workspace:
         audit.record(session, user, "delete", "analysis", analysis_id)
         session.flush()
         shutil.rmtree(self.folder(record), ignore_errors=True)
-        still_used = session.scalar(select(func.count()).where(AnalysisRecord.image_blob == blob))
-        if not still_used:
+        if not _blob_in_use(session, blob):
             self.blobs.delete(blob)
 
     # Chat ----------------------------------------------------------------------------------
@@ -306,6 +317,13 @@ class Workspace:
                 self.folder(record) / "analysis.json", library, image_path=self.blobs.path(record.image_blob)
             )
             return list(library.search(query, k=k, query_modality=modality))
+
+
+def _blob_in_use(session: Session, blob: str) -> bool:
+    """Whether another analysis or a case (its image or thumbnail) holds the same content."""
+    analyses = select(func.count()).where(AnalysisRecord.image_blob == blob)
+    cases = select(func.count()).where(or_(CaseRecord.image_blob == blob, CaseRecord.thumbnail_blob == blob))
+    return bool(session.scalar(analyses)) or bool(session.scalar(cases))
 
 
 def _finding(analysis: Analysis, label: str) -> Finding:

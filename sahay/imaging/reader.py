@@ -11,7 +11,7 @@ import numpy as np
 
 from sahay.analysis import ImageFormat, ImageInfo
 from sahay.config import Settings, get_settings
-from sahay.errors import BadInput, InputTooLarge
+from sahay.errors import BadInput, InputTooLarge, UnsupportedFormat
 from sahay.imaging.dicom import OpenedDicom, looks_like_dicom, open_dicom
 from sahay.imaging.raster import OpenedRaster, open_raster, sniff_raster
 
@@ -103,7 +103,7 @@ def _check_file_size(filename: str, size: int, settings: Settings) -> None:
 def _open(data: bytes, filename: str) -> OpenedDicom | OpenedRaster:
     fmt = sniff_format(data)
     if fmt is None:
-        raise BadInput(
+        raise UnsupportedFormat(
             f"{filename} is not a DICOM, PNG, JPEG or TIFF file (its content matches none of them, "
             "whatever its extension). Give an image file in one of those formats."
         )

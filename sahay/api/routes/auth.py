@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
+from sqlalchemy import delete
 
 from sahay import audit
 from sahay.accounts import authenticate, get_user
@@ -66,8 +67,13 @@ def refresh(body: RefreshRequest, service: ServiceDep, session: SessionDep) -> d
     """A new token pair; the refresh token used is revoked (rotation)."""
     claims = service.tokens.claims(body.refresh_token, "refresh")
     stored = session.get(RefreshTokenRecord, str(claims.get("jti")))
-    if stored is None or stored.expires_at <= datetime.now(UTC) or stored.user_id != claims["sub"]:
-        raise NotAuthenticated("the refresh token has been revoked or has expired; sign in again")
+    if stored is None:
+        # A genuine token that was already used or revoked: someone may hold a copy. End every session.
+        session.execute(delete(RefreshTokenRecord).where(RefreshTokenRecord.user_id == str(claims["sub"])))
+        session.commit()
+        raise NotAuthenticated("the refresh token has been revoked; sign in again")
+    if stored.expires_at <= datetime.now(UTC) or stored.user_id != claims["sub"]:
+        raise NotAuthenticated("the refresh token has expired; sign in again")
     try:
         user = get_user(session, stored.user_id)
     except NotFound as exc:

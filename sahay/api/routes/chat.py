@@ -6,11 +6,11 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, StringConstraints
 
 from sahay.api.deps import CurrentUser, ServiceDep, SessionDep
 from sahay.errors import SahayError
@@ -19,7 +19,7 @@ router = APIRouter(tags=["chat"])
 
 
 class Question(BaseModel):
-    question: str = Field(min_length=1, max_length=2000)
+    question: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
 
 class Message(BaseModel):
