@@ -167,7 +167,8 @@ def classify(
 def _refusal(filename: str, problems: list[str]) -> OutOfDomain:
     return OutOfDomain(
         f"{filename} does not look like an image this model was made for: {'; '.join(problems)}. "
-        "Choose another model with --model, or analyse it anyway with --force."
+        "Choose another model (--model; the API's model field), or analyse it anyway "
+        "(--force; the API's force field)."
     )
 
 

@@ -46,6 +46,7 @@ class Upload:
     notes: str | None = None
     model: str | None = None
     explain: ExplainOptions | None = None
+    force: bool = False
 
 
 class PredictorCache:
@@ -103,6 +104,7 @@ class Workspace:
                 settings=self.settings,
                 notes=notes,
                 explain=upload.explain,
+                force=upload.force,
                 load_predictor=self.predictors,
             )
             blob = self.blobs.put_file(source)

@@ -479,3 +479,16 @@ def test_deleting_keeps_an_upload_another_analysis_uses(world: World, alice: Acc
     image = world.client.get(f"{API}/analyses/{second['id']}/image", headers=alice.headers)
     assert image.status_code == 200
     assert world.client.delete(f"{API}/analyses/{second['id']}", headers=alice.headers).status_code == 204
+
+
+def test_force_analyses_an_out_of_domain_image_with_a_warning(world: World, alice: Account) -> None:
+    response = world.client.post(
+        f"{API}/analyses",
+        files={"image": ("CT_small.dcm", CT_SMALL.read_bytes(), "application/dicom")},
+        data={"model": DEMO, "force": "true"},
+        headers=alice.headers,
+    )
+    assert response.status_code == 201, response.text
+    analysis = response.json()
+    assert analysis["quality"]["forced"] is True
+    assert any("--force" in warning for warning in analysis["warnings"])

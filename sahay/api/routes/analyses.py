@@ -88,6 +88,9 @@ async def create_analysis(
         str | None, Form(description="Installed model name; chosen automatically if empty")
     ] = None,
     explain: Annotated[str, Form(description="Explanation method")] = "gradcam",
+    force: Annotated[
+        bool, Form(description="Analyse an image the model was not made for, with a warning in the result")
+    ] = False,
     background: Annotated[
         bool, Query(description="Answer 202 with a job to poll instead of waiting")
     ] = False,
@@ -103,6 +106,7 @@ async def create_analysis(
         notes=notes,
         model=model or None,
         explain=ExplainOptions(method=explain),
+        force=force,
     )
     if background or METHODS[explain].family == "perturbation":
         job = service.new_job(user)
