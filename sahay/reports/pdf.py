@@ -9,7 +9,11 @@ from sahay.reports.model import Report
 
 
 def render_pdf(report: Report) -> bytes:
+    from PIL import ImageFile
     from weasyprint import HTML
+
+    # Importing WeasyPrint makes Pillow accept truncated images process-wide; Sahay refuses them.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
 
     # WeasyPrint logs every unsupported CSS property at WARNING; they are not the user's problem.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)

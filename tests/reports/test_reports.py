@@ -281,3 +281,11 @@ def test_dicom_results_accept_a_source_without_optional_study_attributes(
     for path in (sr, *sc):
         assert _dciodvfy_errors(path) == []
         assert pydicom.dcmread(path).StudyID == ""
+
+
+def test_rendering_a_pdf_leaves_truncated_images_refused(ct_analysis: Path, tmp_path: Path) -> None:
+    """WeasyPrint sets Pillow's LOAD_TRUNCATED_IMAGES on import; later uploads must still be refused."""
+    from PIL import ImageFile
+
+    export_report(ct_analysis, "pdf", tmp_path / "r.pdf")
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
