@@ -300,7 +300,7 @@ def _recommendations(positives: list[Finding]) -> tuple[list[Recommendation], li
                                 Reference(number=numbering[key], **source.model_dump(exclude={"id"}))
                             )
                         numbers.append(numbering[key])
-                    text = _CITATION.sub("", sentence).strip()
+                    text = re.sub(r"\s*\[\d+\]", "", sentence).strip()
                     recommendations.append(
                         Recommendation(
                             finding=_display(finding), heading=heading, text=text, references=numbers

@@ -87,7 +87,7 @@ def test_recommendations_quote_the_knowledge_base_with_its_sources() -> None:
     assert numbers == set(range(1, len(report.references) + 1))
     for recommendation in report.recommendations:
         assert recommendation.references and set(recommendation.references) <= numbers
-        assert "[" not in recommendation.text
+        assert "[" not in recommendation.text and " ." not in recommendation.text
     assert {r.heading for r in report.recommendations} == {"Usual next steps", "Which specialist"}
     negative = build_report(chest_analysis())
     assert negative.recommendations == [] and "none of its findings" in negative.impression[0]
