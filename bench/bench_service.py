@@ -26,7 +26,7 @@ import numpy as np
 
 from bench.bench_analyze import _replace_section
 
-PASSWORD = "benchmark password 1"
+PASSWORD = "timing the service 1"
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float]:
