@@ -636,20 +636,9 @@ def models_remove(name: Annotated[str, typer.Argument(help="Installed model name
     out.print(f"Removed {folder}")
 
 
-def _dataset_options(
-    image_column: str | None,
-    patient_column: str | None,
-    labels: str | None,
-    split_column: str | None,
-    uncertain: str,
-) -> dict[str, Any]:
-    return {
-        "image_column": image_column,
-        "patient_column": patient_column,
-        "label_columns": [name.strip() for name in labels.split(",")] if labels else None,
-        "split_column": split_column,
-        "uncertain": uncertain,
-    }
+def _dataset_options(labels: str | None, **columns: Any) -> dict[str, Any]:
+    """Dataset reader options from the CSV flags; ``--labels`` is a comma-separated list."""
+    return {"label_columns": [name.strip() for name in labels.split(",")] if labels else None, **columns}
 
 
 ImageColumn = Annotated[str | None, typer.Option(help="CSV: the image path column (default: auto-detect).")]
@@ -719,7 +708,13 @@ def train_command(
         modalities=tuple(modality or ()),
         body_part=body_part,
         name=name,
-        **_dataset_options(image_column, patient_column, labels, split_column, uncertain),
+        **_dataset_options(
+            labels,
+            image_column=image_column,
+            patient_column=patient_column,
+            split_column=split_column,
+            uncertain=uncertain,
+        ),
     )
     bar = Progress(
         TextColumn("{task.description}"),
@@ -791,7 +786,13 @@ def evaluate_command(
     """Measure a model on a labelled dataset: metrics.json, ROC, PR, confusion and calibration plots."""
     from sahay.training.evaluate import METRICS_FILE, evaluate
 
-    options = _dataset_options(image_column, patient_column, labels, split_column, uncertain)
+    options = _dataset_options(
+        labels,
+        image_column=image_column,
+        patient_column=patient_column,
+        split_column=split_column,
+        uncertain=uncertain,
+    )
     with _stage_bar() as bar:
         task_id = bar.add_task("preparing", total=None)
 
@@ -849,7 +850,13 @@ def explain_eval_command(
     from sahay.explain.methods import Budget
 
     chosen = [name.strip() for name in methods.split(",") if name.strip()] if methods else None
-    options = _dataset_options(image_column, patient_column, labels, split_column, uncertain)
+    options = _dataset_options(
+        labels,
+        image_column=image_column,
+        patient_column=patient_column,
+        split_column=split_column,
+        uncertain=uncertain,
+    )
     with _stage_bar() as bar:
         task_id = bar.add_task("explaining images", total=None)
         report = evaluate_explanations(
@@ -898,7 +905,13 @@ def models_fit_ood(
     """Fit the model's out-of-domain reference from local images (e.g. for a pulled model)."""
     from sahay.training.reference import fit_ood
 
-    options = _dataset_options(image_column, patient_column, labels, split_column, "ignore")
+    options = _dataset_options(
+        labels,
+        image_column=image_column,
+        patient_column=patient_column,
+        split_column=split_column,
+        uncertain="ignore",
+    )
     updated = fit_ood(bundle, data, percentile=percentile, **options)
     spec = updated.manifest.ood
     assert spec is not None
@@ -978,7 +991,9 @@ def cases_import(
     """Import every image of a dataset as a case, its label as the confirmed diagnosis (resumable)."""
     from sahay.cases.store import CaseLibrary
 
-    options = _case_dataset_options(image_column, labels, split_column, text_column)
+    options = _dataset_options(
+        labels, image_column=image_column, split_column=split_column, text_column=text_column
+    )
     with CaseLibrary() as library, _stage_bar() as bar:
         task_id = bar.add_task("importing cases", total=None)
         report = library.import_dataset(
@@ -1147,7 +1162,9 @@ def cases_eval(
 
     if mode not in MODES:
         raise BadInput(f"unknown --mode {mode!r}; use one of {', '.join(MODES)}")
-    options = _case_dataset_options(image_column, labels, split_column, text_column)
+    options = _dataset_options(
+        labels, image_column=image_column, split_column=split_column, text_column=text_column
+    )
     with _stage_bar() as bar:
         task_id = bar.add_task("embedding images", total=None)
         result = evaluate_cases(
@@ -1567,17 +1584,6 @@ def _print_store_failures(result: Any) -> None:
     for failure in result.failed:
         uid = failure.sop_instance_uid or "an instance"
         err.print(f"[bold red]refused:[/] {escape(uid)}: {escape(failure.reason)}")
-
-
-def _case_dataset_options(
-    image_column: str | None, labels: str | None, split_column: str | None, text_column: str | None
-) -> dict[str, Any]:
-    return {
-        "image_column": image_column,
-        "label_columns": [name.strip() for name in labels.split(",")] if labels else None,
-        "split_column": split_column,
-        "text_column": text_column,
-    }
 
 
 def _case_json(case: Any) -> dict[str, Any]:
