@@ -26,6 +26,7 @@ from sqlalchemy import text
 from sahay import DISCLAIMER, __version__
 from sahay.accounts import LoginRateLimiter
 from sahay.api.deps import Service
+from sahay.api.guards import ErrorShield, UploadGuard
 from sahay.api.routes import analyses, audit, auth, cases, chat, models, reports, users
 from sahay.api.security import Tokens
 from sahay.config import Settings, get_settings
@@ -69,7 +70,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (auth, users, analyses, chat, reports, cases, models, audit):
         app.include_router(module.router, prefix=API_PREFIX)
     _add_error_handlers(app)
+    app.add_middleware(UploadGuard)
     _add_security_headers(app)
+    app.add_middleware(ErrorShield)  # added last, so it wraps all the others
     _add_health(app)
     _add_web(app)
     return app
@@ -89,14 +92,6 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}" for e in exc.errors()]
         return JSONResponse({"detail": "; ".join(problems) or "invalid request"}, status_code=422)
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        # The type only: messages can carry file names or note text.
-        log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
-        return JSONResponse(
-            {"detail": "internal error; the administrator can find it in the server log"}, status_code=500
-        )
 
 
 # The UI loads only its own files; blob: URLs carry the images fetched with the token.

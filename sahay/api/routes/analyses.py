@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -21,6 +22,7 @@ from sahay.store.models import AnalysisRecord, UserRecord
 from sahay.workspace import Upload
 
 router = APIRouter(tags=["analyses"])
+log = logging.getLogger("sahay.api")
 _CHUNK = 1024 * 1024
 
 
@@ -95,9 +97,6 @@ async def create_analysis(
         bool, Query(description="Answer 202 with a job to poll instead of waiting")
     ] = False,
 ) -> Any:
-    declared = int(request.headers.get("content-length") or 0)
-    if declared > service.settings.max_file_bytes + 1_000_000:
-        raise InputTooLarge(f"the upload is larger than the limit of {service.settings.max_file_mb:g} MB")
     if explain not in METHODS:
         raise BadInput(f"unknown explanation method {explain!r}; use one of {', '.join(METHODS)}")
     upload = Upload(
@@ -125,9 +124,10 @@ async def _run_job(service: Service, job: Job, user: UserRecord, upload: Upload)
     except SahayError as exc:
         job.status, job.error, job.error_status = "failed", str(exc), exc.http_status
         return
-    except Exception:  # the job must end with a status; the detail stays in the server log
-        job.status, job.error = "failed", "internal error"
-        raise
+    except Exception as exc:  # the job must end with a status; the log gets the type only (no PHI)
+        job.status, job.error, job.error_status = "failed", "internal error", 500
+        log.error("analysis job %s failed: %s", job.id, type(exc).__name__)
+        return
     job.status, job.analysis_id = "done", record.id
 
 

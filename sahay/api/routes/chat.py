@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
@@ -81,8 +82,9 @@ async def _events(service: Any, user: Any, analysis_id: str, question: str) -> A
     except SahayError as exc:
         yield _event("error", {"detail": str(exc), "status": exc.http_status})
         return
-    except Exception:
+    except Exception as exc:  # the log gets the type only: questions and answers can hold PHI
+        logging.getLogger("sahay.api").error("chat on %s failed: %s", analysis_id, type(exc).__name__)
         yield _event("error", {"detail": "internal error while answering", "status": 500})
-        raise
+        return
     yield _event("answer", answer)
     yield _event("done", {})
