@@ -28,7 +28,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from pydicom import dcmread
-from pydicom.datadict import dictionary_has_tag, repeater_has_tag
+from pydicom.datadict import dictionary_has_tag, keyword_for_tag, repeater_has_tag
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.multival import MultiValue
@@ -46,6 +46,8 @@ from sahay import __version__
 from sahay.errors import BadInput, describe_error
 from sahay.fileio import atomic_write_bytes, atomic_write_text
 from sahay.imaging.dicom import looks_like_dicom, malformed_attributes
+
+DICOM_UID_ROOT = "1.2.840.10008."
 
 
 class Action(StrEnum):
@@ -846,6 +848,7 @@ class Deidentifier:
         with malformed_attributes(name):
             self._check_burned_in(ds, name, warnings)
             out = copy.deepcopy(ds)
+            out.preamble = b"\0" * 128  # the preamble is free for any use (dual DICOM/TIFF files carry data)
             key = _patient_key(ds)
             shift = self.date_offset(key) if self.options.retain_longitudinal_dates else None
             self._clean(out, shift, warnings)
@@ -945,6 +948,12 @@ class Deidentifier:
         """The action for one attribute; None means "shift it" (dates) or "keep it" (times)."""
         if self.options.retain_patient_characteristics and tag in PATIENT_CHARACTERISTICS:
             return Action.KEEP
+        if vr == "UI" and tag not in BASIC_PROFILE:
+            # Instance UIDs outside the table (e.g. Multi-frame Source SOP Instance UID) would link
+            # back to the source; class, syntax and coding-scheme UIDs name definitions, not instances.
+            keyword = keyword_for_tag(tag)
+            definition = keyword.endswith(("ClassUID", "SyntaxUID")) or "CodingScheme" in keyword
+            return Action.KEEP if definition else Action.UID
         if vr in _TEMPORAL_VRS and tag not in NEVER_SHIFTED:
             if self.options.retain_longitudinal_dates:
                 return None
@@ -975,8 +984,12 @@ class Deidentifier:
 
     def _new_uids(self, value: object) -> object:
         if isinstance(value, MultiValue | list):
-            return [self.new_uid(str(uid)) for uid in value]
-        return self.new_uid(str(value or ""))
+            return [self._new_uid_unless_standard(str(uid)) for uid in value]
+        return self._new_uid_unless_standard(str(value or ""))
+
+    def _new_uid_unless_standard(self, uid: str) -> str:
+        # UIDs under the DICOM root are defined by the standard (classes, syntaxes, well-known frames).
+        return uid if uid.startswith(DICOM_UID_ROOT) else self.new_uid(uid)
 
     def _shift(self, elem: DataElement, shift: timedelta, warnings: list[str]) -> None:
         values = list(elem.value) if isinstance(elem.value, MultiValue) else [elem.value]

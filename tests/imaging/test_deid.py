@@ -690,3 +690,22 @@ def test_cli_deid_refused_files_exit_1(tmp_path: Path, capsys: pytest.CaptureFix
     assert "refused" in err and "burned.dcm" in err
     assert re.search(r"refused\s*│\s*1", out)
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["ok.dcm"]
+
+
+def test_the_preamble_is_cleared(tmp_path: Path) -> None:
+    source = dicom_at(tmp_path / "in" / "a.dcm")
+    data = bytearray(source.read_bytes())
+    data[:28] = b"PATIENT JOHN DOE MRN 123456 "
+    source.write_bytes(bytes(data))
+    deidentify_path(source, tmp_path / "out.dcm", secret=SECRET)
+    assert (tmp_path / "out.dcm").read_bytes()[:128] == b"\0" * 128
+
+
+def test_instance_uids_outside_the_table_are_replaced_and_definitions_kept(tmp_path: Path) -> None:
+    ds = dcmread(dicom_at(tmp_path / "a.dcm"))
+    ds.MultiFrameSourceSOPInstanceUID = ds.SOPInstanceUID
+    ds.add_new(0x00081150, "UI", ds.SOPClassUID)  # Referenced SOP Class UID: a definition
+    out, _ = Deidentifier(secret=SECRET).dataset(ds)
+    assert out.MultiFrameSourceSOPInstanceUID == out.SOPInstanceUID != ds.SOPInstanceUID
+    assert out.SOPClassUID == ds.SOPClassUID and out[0x00081150].value == ds.SOPClassUID
+    assert out.file_meta.TransferSyntaxUID == ds.file_meta.TransferSyntaxUID
