@@ -50,6 +50,7 @@ IDENTIFIER_KEYWORDS = (
     "StudyInstanceUID",
     "SeriesInstanceUID",
     "SOPInstanceUID",
+    "SOPClassUID",
     "StudyDate",
     "InstitutionName",
 )

@@ -98,11 +98,14 @@ def _imaging_study(report: Report, analysis: Analysis, ids: _Ids) -> dict[str, A
             "modality": {"system": DICOM_FHIR, "code": image.modality or "OT"},
             "numberOfInstances": 1,
         }
-        if identifiers.get("SOPInstanceUID"):
+        if identifiers.get("SOPInstanceUID") and identifiers.get("SOPClassUID"):
             series["instance"] = [
                 {
                     "uid": identifiers["SOPInstanceUID"],
-                    "sopClass": {"system": "urn:ietf:rfc:3986", "code": "urn:oid:1.2.840.10008.5.1.4.1.1.7"},
+                    "sopClass": {
+                        "system": "urn:ietf:rfc:3986",
+                        "code": f"urn:oid:{identifiers['SOPClassUID']}",
+                    },
                 }
             ]
         study["series"] = [series]

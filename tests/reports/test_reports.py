@@ -143,6 +143,9 @@ def test_fhir_carries_study_uid_only_with_identifiers(ct_analysis: Path, tmp_pat
     )
     study = next(e["resource"] for e in named["entry"] if e["resource"]["resourceType"] == "ImagingStudy")
     assert study["identifier"][0]["value"] == f"urn:oid:{source.StudyInstanceUID}"
+    instance = study["series"][0]["instance"][0]
+    assert instance["uid"] == source.SOPInstanceUID
+    assert instance["sopClass"]["code"] == f"urn:oid:{source.SOPClassUID}"  # CT Image Storage, as read
 
 
 def _content_items(dataset: pydicom.Dataset) -> list[pydicom.Dataset]:
