@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 Role = Literal["clinician", "admin"]
 ROLES: tuple[str, ...] = get_args(Role)
 MIN_PASSWORD_LENGTH = 12
+MAX_TRACKED_NAMES = 10_000
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{2,63}$")
 
 
@@ -138,7 +139,14 @@ class LoginRateLimiter:
             self._failures.pop((username.lower(), client), None)
 
     def _recent(self, key: tuple[str, str]) -> deque[float]:
+        if len(self._failures) > MAX_TRACKED_NAMES:
+            self._forget_expired()  # made-up user names must not grow this without end
         times = self._failures.setdefault(key, deque())
         while times and times[0] <= time.monotonic() - self.window_s:
             times.popleft()
         return times
+
+    def _forget_expired(self) -> None:
+        cutoff = time.monotonic() - self.window_s
+        for key in [k for k, times in self._failures.items() if not times or times[-1] <= cutoff]:
+            del self._failures[key]

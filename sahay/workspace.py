@@ -13,6 +13,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,6 +75,8 @@ class Workspace:
         self._knowledge: Any = None
         self._cases: Any = None
         self._search_lock = threading.Lock()
+        # Storing an upload's blob with its row, and deleting a blob no row uses, must not interleave.
+        self._blob_lock = threading.Lock()
 
     # Creating ------------------------------------------------------------------------------
 
@@ -107,33 +110,60 @@ class Workspace:
                 force=upload.force,
                 load_predictor=self.predictors,
             )
-            blob = self.blobs.put_file(source)
-            final = self.root / analysis.id
-            out.rename(final)
-            try:
-                with session_scope(self.settings) as session:
-                    record = AnalysisRecord(
-                        id=analysis.id,
-                        owner_id=owner.id,
-                        created_at=analysis.created_at,
-                        filename=analysis.image.filename[:255],
-                        source_format=analysis.image.format,
-                        modality=analysis.image.modality,
-                        model_name=analysis.model.name,
-                        positives=[f.label for f in analysis.positive_findings],
-                        image_blob=blob,
-                        notes_text=notes,
-                    )
-                    session.add(record)
-                    audit.record(
-                        session, owner, "create", "analysis", analysis.id, {"model": analysis.model.name}
-                    )
-            except BaseException:
-                shutil.rmtree(final, ignore_errors=True)
-                raise
-            return record, analysis
+            with self._blob_lock:
+                return self._store(owner, analysis, source, out, notes)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+    def _store(
+        self, owner: UserRecord, analysis: Analysis, source: Path, out: Path, notes: str | None
+    ) -> tuple[AnalysisRecord, Analysis]:
+        blob = self.blobs.put_file(source)
+        final = self.root / analysis.id
+        out.rename(final)
+        try:
+            with session_scope(self.settings) as session:
+                record = AnalysisRecord(
+                    id=analysis.id,
+                    owner_id=owner.id,
+                    created_at=analysis.created_at,
+                    filename=analysis.image.filename[:255],
+                    source_format=analysis.image.format,
+                    modality=analysis.image.modality,
+                    model_name=analysis.model.name,
+                    positives=[f.label for f in analysis.positive_findings],
+                    image_blob=blob,
+                    notes_text=notes,
+                )
+                session.add(record)
+                audit.record(
+                    session, owner, "create", "analysis", analysis.id, {"model": analysis.model.name}
+                )
+        except BaseException:
+            shutil.rmtree(final, ignore_errors=True)
+            with session_scope(self.settings) as session:
+                if not _blob_in_use(session, blob):
+                    self.blobs.delete(blob)
+            raise
+        return record, analysis
+
+    def sweep(self, older_than_s: float = 3600.0) -> int:
+        """Remove what an interrupted upload left (a crash between the steps of ``create``):
+        staging folders, and analysis folders with no row. Returns how many were removed."""
+        if not self.root.is_dir():
+            return 0
+        cutoff = time.time() - older_than_s  # younger ones may belong to an upload in progress
+        with session_scope(self.settings) as session:
+            known = set(session.scalars(select(AnalysisRecord.id)))
+        removed = 0
+        for folder in self.root.iterdir():
+            orphan = folder.name.startswith(".upload-") or (
+                _looks_like_id(folder.name) and folder.name not in known
+            )
+            if orphan and folder.is_dir() and folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+        return removed
 
     def _check_installed(self, name: str) -> None:
         """The service runs installed models only: a name, never a path on the server."""
@@ -207,15 +237,19 @@ class Workspace:
 
     # Changing ------------------------------------------------------------------------------
 
-    def delete(self, session: Session, user: UserRecord, analysis_id: str) -> None:
-        record = self.get(session, user, analysis_id)
-        blob = record.image_blob
-        session.delete(record)
-        audit.record(session, user, "delete", "analysis", analysis_id)
-        session.flush()
-        shutil.rmtree(self.folder(record), ignore_errors=True)
-        if not _blob_in_use(session, blob):
-            self.blobs.delete(blob)
+    def delete(self, user: UserRecord, analysis_id: str) -> None:
+        """Delete an analysis: the row first (committed), then its files, so a failure never leaves
+        a row without files. The upload goes too unless another analysis or a case holds it."""
+        with self._blob_lock:
+            with session_scope(self.settings) as session:
+                record = self.get(session, user, analysis_id)
+                blob = record.image_blob
+                session.delete(record)
+                audit.record(session, user, "delete", "analysis", analysis_id)
+            shutil.rmtree(self.root / analysis_id, ignore_errors=True)
+            with session_scope(self.settings) as session:
+                if not _blob_in_use(session, blob):
+                    self.blobs.delete(blob)
 
     # Chat ----------------------------------------------------------------------------------
 

@@ -45,6 +45,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         get_engine(settings)  # migrate before the first request
+        removed = Workspace(settings).sweep()
+        if removed:
+            log.warning("removed %d folders left by interrupted uploads", removed)
         service = Service(
             settings=settings,
             workspace=Workspace(settings, PredictorCache()),

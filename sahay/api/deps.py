@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
@@ -23,6 +23,8 @@ from sahay.store.models import UserRecord
 from sahay.workspace import Workspace
 
 T = TypeVar("T")
+JOB_RETENTION = timedelta(hours=24)
+"""Finished jobs are forgotten after this; their analyses stay."""
 
 
 @dataclass
@@ -53,6 +55,11 @@ class Service:
         return await asyncio.get_running_loop().run_in_executor(self.inference, function, *args)
 
     def new_job(self, owner: UserRecord) -> Job:
+        cutoff = datetime.now(UTC) - JOB_RETENTION
+        for old in [
+            j for j in self.jobs.values() if j.status in ("done", "failed") and j.created_at < cutoff
+        ]:
+            del self.jobs[old.id]
         job = Job(id=uuid.uuid4().hex, owner_id=owner.id)
         self.jobs[job.id] = job
         return job

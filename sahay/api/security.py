@@ -6,6 +6,7 @@ The signing key is ``SAHAY_SECRET_KEY`` or, when unset, a random key created onc
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -32,10 +33,18 @@ def signing_key(settings: Settings) -> str:
 
 
 def _write_private(path: Path, text: str) -> None:
+    """Write the key whole under a temporary name, then link it into place: of several processes
+    starting at once, the first to link wins and every one reads that key."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 class Tokens:

@@ -8,6 +8,7 @@ an SR made from a de-identified image carries only the de-identified attributes.
 from __future__ import annotations
 
 import copy
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +115,7 @@ def secondary_captures(analysis: Analysis, source: Dataset, analysis_dir: Path) 
             raise BadInput(f"the overlay {path} named in the analysis is missing; re-run the analysis")
         with Image.open(path) as overlay:
             pixels = np.asarray(overlay.convert("RGB"))
-        orientation = source.get("PatientOrientation")
+        orientation = _patient_orientation(source)
         image = hd.sc.SCImage.from_ref_dataset(
             ref_dataset=source,
             pixel_array=pixels,
@@ -126,13 +127,15 @@ def secondary_captures(analysis: Analysis, source: Dataset, analysis_dir: Path) 
             sop_instance_uid=generate_uid(),
             instance_number=number,
             manufacturer=MANUFACTURER,
-            patient_orientation=tuple(orientation) if orientation and len(orientation) == 2 else ("L", "F"),
+            patient_orientation=orientation or ("L", "F"),  # highdicom wants a value; emptied below
             transfer_syntax_uid=ExplicitVRLittleEndian,
         )
         image.SeriesDescription = "Sahay heatmap overlays (decision support, not a diagnosis)"
         image.ImageComments = (
             f"{finding.label}: {finding.explanation.method_title}. {finding.explanation.summary}"[:10240]
         )
+        if orientation is None:
+            image[0x00200020].value = None  # Patient Orientation, type 2: empty means unknown, as it is
         if "Laterality" not in image and "ImageLaterality" not in image:
             image.add_new(
                 0x00200060, "CS", None
@@ -151,7 +154,36 @@ def _finding_concept(label: str) -> CodedConcept:
     code = finding_code(label)
     if code.snomed:
         return CodedConcept(code.snomed, "SCT", code.snomed_display or code.display)
-    return CodedConcept(code.sahay[:16], SAHAY_DICOM_SCHEME, code.display)
+    return CodedConcept(_private_code_value(code.sahay), SAHAY_DICOM_SCHEME, code.display)
+
+
+def _private_code_value(label: str) -> str:
+    """A Code Value (SH, at most 16 characters) that stays unique when the label is longer."""
+    if len(label) <= 16:
+        return label
+    return f"{label[:7]}~{hashlib.sha256(label.encode()).hexdigest()[:8]}"
+
+
+_AXIS_LETTERS = (("L", "R"), ("P", "A"), ("H", "F"))  # +x, +y, +z of the patient (LPS) system
+
+
+def _patient_orientation(source: Dataset) -> tuple[str, str] | None:
+    """The image's row and column directions in patient terms: Patient Orientation when given,
+    else derived from Image Orientation (Patient); None when neither says."""
+    given = source.get("PatientOrientation")
+    if given and len(given) == 2:
+        return str(given[0]), str(given[1])
+    cosines = source.get("ImageOrientationPatient")
+    if cosines and len(cosines) == 6:
+        return _direction([float(v) for v in cosines[:3]]), _direction([float(v) for v in cosines[3:]])
+    return None
+
+
+def _direction(vector: list[float]) -> str:
+    """Letters for a direction, strongest axis first (e.g. 'LP'), as PS3.3 C.7.6.1.1.1 describes."""
+    axes = sorted(range(3), key=lambda axis: -abs(vector[axis]))
+    letters = [_AXIS_LETTERS[a][0 if vector[a] > 0 else 1] for a in axes if abs(vector[a]) > 0.25]
+    return "".join(letters)
 
 
 # Type 2 attributes of the Patient and General Study modules that derived objects copy.

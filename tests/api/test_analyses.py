@@ -492,3 +492,21 @@ def test_force_analyses_an_out_of_domain_image_with_a_warning(world: World, alic
     analysis = response.json()
     assert analysis["quality"]["forced"] is True
     assert any("--force" in warning for warning in analysis["warnings"])
+
+
+def test_start_up_removes_what_interrupted_uploads_left(
+    sahay_home: Path, make_world: Callable[..., World]
+) -> None:
+    import os
+    import time
+
+    root = sahay_home / "analyses"
+    stale_staging, orphan, young = root / ".upload-abc", root / ("f" * 32), root / ".upload-new"
+    for folder in (stale_staging, orphan, young):
+        (folder / "x").mkdir(parents=True)
+    old = time.time() - 7200
+    for folder in (stale_staging, orphan):
+        os.utime(folder, (old, old))
+    make_world(model=False)
+    assert not stale_staging.exists() and not orphan.exists()
+    assert young.exists(), "a folder younger than an hour may belong to an upload in progress"

@@ -13,6 +13,7 @@ read from the app itself, so a new route without an entry here fails the sweep. 
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -139,8 +140,8 @@ TABLE: dict[RouteKey, Probe] = {
     ("GET", ANALYSIS): Probe("user", owned="analysis"),
     ("DELETE", ANALYSIS): Probe("user", ok=204, owned="analysis", consumes=True),
     ("GET", f"{ANALYSIS}/image"): Probe("user", owned="analysis"),
-    ("GET", f"{ANALYSIS}/heatmaps/{{label}}"): Probe("user", owned="analysis"),
-    ("GET", f"{ANALYSIS}/heatmaps/{{label}}/layer"): Probe("user", owned="analysis"),
+    ("GET", f"{ANALYSIS}/heatmaps/{{label:path}}"): Probe("user", owned="analysis"),
+    ("GET", f"{ANALYSIS}/heatmaps/{{label:path}}/layer"): Probe("user", owned="analysis"),
     ("GET", f"{ANALYSIS}/chat"): Probe("user", owned="analysis"),
     ("POST", f"{ANALYSIS}/chat"): Probe("user", owned="analysis", body=_question),
     ("GET", f"{ANALYSIS}/reports/{{report_format}}"): Probe("user", owned="analysis"),
@@ -176,7 +177,7 @@ def _url(route: RouteKey, sweep: Sweep, analysis_id: str | None = None) -> str:
     if method == "MOUNT":
         return f"{template}/index.html"
     values = {**PATH_VALUES, "analysis_id": analysis_id or sweep.analysis_id, "job_id": sweep.job_id}
-    return template.format(**values)
+    return re.sub(r"\{(\w+):\w+\}", r"{\1}", template).format(**values)  # {label:path} -> {label}
 
 
 def _call(sweep: Sweep, route: RouteKey, headers: dict[str, str], url: str | None = None) -> Any:
@@ -214,7 +215,10 @@ def test_the_openapi_description_lists_no_other_routes(world: World) -> None:
     described = {
         (method.upper(), path) for path, item in world.app.openapi()["paths"].items() for method in item
     }
-    assert described <= set(TABLE)
+    listed = {
+        (method, re.sub(r"\{(\w+):\w+\}", r"{\1}", path)) for method, path in TABLE
+    }  # OpenAPI drops ":path"
+    assert described <= listed
 
 
 # Every route, called right ----------------------------------------------------------------------

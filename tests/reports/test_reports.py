@@ -187,6 +187,7 @@ def test_dicom_sc_overlays_join_the_study(ct_analysis: Path, tmp_path: Path) -> 
         assert _dciodvfy_errors(path) == []
         sc = pydicom.dcmread(path)
         assert sc.StudyInstanceUID == source.StudyInstanceUID and sc.BurnedInAnnotation == "YES"
+        assert list(sc.PatientOrientation) == ["L", "P"]  # from CT_small's Image Orientation (Patient)
         series.add(sc.SeriesInstanceUID)
         label = sc.ImageComments.split(":")[0]
         finding = next(f for f in explained if f.label == label)
@@ -273,7 +274,13 @@ def test_dicom_results_accept_a_source_without_optional_study_attributes(
     """Real archives hold images without Study ID or Study Time (Type 2); results must still build."""
 
     source = pydicom.dcmread(CT_SMALL)
-    for keyword in ("StudyID", "StudyTime", "ReferringPhysicianName", "AccessionNumber"):
+    for keyword in (
+        "StudyID",
+        "StudyTime",
+        "ReferringPhysicianName",
+        "AccessionNumber",
+        "ImageOrientationPatient",
+    ):
         if keyword in source:
             delattr(source, keyword)
     bare = tmp_path / "bare.dcm"
@@ -284,6 +291,9 @@ def test_dicom_results_accept_a_source_without_optional_study_attributes(
     for path in (sr, *sc):
         assert _dciodvfy_errors(path) == []
         assert pydicom.dcmread(path).StudyID == ""
+    assert all(
+        pydicom.dcmread(path).PatientOrientation in ("", None, []) for path in sc
+    )  # unknown, not invented
 
 
 def test_rendering_a_pdf_leaves_truncated_images_refused(ct_analysis: Path, tmp_path: Path) -> None:
@@ -292,3 +302,22 @@ def test_rendering_a_pdf_leaves_truncated_images_refused(ct_analysis: Path, tmp_
 
     export_report(ct_analysis, "pdf", tmp_path / "r.pdf")
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+def test_private_codes_stay_unique_within_sixteen_characters() -> None:
+    from sahay.reports.dicom import _private_code_value
+
+    long_labels = ["Enlarged Cardiomediastinum", "Enlarged Cardiac Silhouette"]
+    values = [_private_code_value(label) for label in long_labels]
+    assert len(set(values)) == 2 and all(len(v) <= 16 for v in values)
+    assert _private_code_value("Nodule") == "Nodule"
+
+
+@pytest.mark.parametrize(
+    ("cosines", "letters"),
+    [((1, 0, 0), "L"), ((-1, 0, 0), "R"), ((0, 1, 0), "P"), ((0, 0, -1), "F"), ((0.8, 0, -0.6), "LF")],
+)
+def test_directions_in_patient_terms(cosines: tuple[float, float, float], letters: str) -> None:
+    from sahay.reports.dicom import _direction
+
+    assert _direction(list(cosines)) == letters

@@ -17,7 +17,6 @@ from sahay.api.deps import CurrentUser, Job, Service, ServiceDep, SessionDep
 from sahay.errors import BadInput, InputTooLarge, SahayError
 from sahay.explain.explainer import ExplainOptions
 from sahay.explain.methods import METHODS
-from sahay.store.db import session_scope
 from sahay.store.models import AnalysisRecord, UserRecord
 from sahay.workspace import Upload
 
@@ -178,42 +177,40 @@ def _owner_name(session: SessionDep, record: AnalysisRecord) -> str:
 
 
 @router.delete("/analyses/{analysis_id}", status_code=204, response_class=Response)
-def delete_analysis(
-    analysis_id: str, user: CurrentUser, service: ServiceDep, session: SessionDep
-) -> Response:
-    service.workspace.delete(session, user, analysis_id)
-    session.commit()
+def delete_analysis(analysis_id: str, user: CurrentUser, service: ServiceDep) -> Response:
+    service.workspace.delete(user, analysis_id)
     return Response(status_code=204)
 
 
 @router.get("/analyses/{analysis_id}/image", response_class=Response)
-async def analysis_image(
+def analysis_image(
     analysis_id: str,
     user: CurrentUser,
     service: ServiceDep,
+    session: SessionDep,
     window_center: float | None = None,
     window_width: Annotated[float | None, Query(ge=1)] = None,
 ) -> Response:
-    with session_scope(service.settings) as session:
-        record = service.workspace.get(session, user, analysis_id)
+    record = service.workspace.get(session, user, analysis_id)
     window = (window_center, window_width) if window_center is not None and window_width is not None else None
-    png = await service.run(service.workspace.image_png, record, window)
+    png = service.workspace.image_png(record, window)
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, no-store"})
 
 
-@router.get("/analyses/{analysis_id}/heatmaps/{label}", response_class=FileResponse)
-def heatmap(
-    analysis_id: str, label: str, user: CurrentUser, service: ServiceDep, session: SessionDep
-) -> FileResponse:
-    record = service.workspace.get(session, user, analysis_id)
-    path = service.workspace.heatmap_overlay(record, service.workspace.load(record), label)
-    return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, no-store"})
-
-
-@router.get("/analyses/{analysis_id}/heatmaps/{label}/layer", response_class=Response)
+# Labels may hold "/", so they are paths; the layer route comes first or the other would take it.
+@router.get("/analyses/{analysis_id}/heatmaps/{label:path}/layer", response_class=Response)
 def heatmap_layer(
     analysis_id: str, label: str, user: CurrentUser, service: ServiceDep, session: SessionDep
 ) -> Response:
     record = service.workspace.get(session, user, analysis_id)
     png = service.workspace.heatmap_layer(record, service.workspace.load(record), label)
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, no-store"})
+
+
+@router.get("/analyses/{analysis_id}/heatmaps/{label:path}", response_class=FileResponse)
+def heatmap(
+    analysis_id: str, label: str, user: CurrentUser, service: ServiceDep, session: SessionDep
+) -> FileResponse:
+    record = service.workspace.get(session, user, analysis_id)
+    path = service.workspace.heatmap_overlay(record, service.workspace.load(record), label)
+    return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, no-store"})

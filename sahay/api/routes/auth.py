@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import delete
 
 from sahay import audit
-from sahay.accounts import authenticate, get_user
+from sahay.accounts import authenticate, find_user, get_user
 from sahay.api.deps import ServiceDep, SessionDep, client_address
 from sahay.errors import NotAuthenticated, NotFound
 from sahay.store.models import RefreshTokenRecord, UserRecord
@@ -50,8 +50,10 @@ def sign_in(
         user = authenticate(session, form.username, form.password)
     except NotAuthenticated:
         service.limiter.failed(form.username, client)
+        # A name that is no account may be a password typed into the wrong field: not kept.
+        known = find_user(session, form.username)
         audit.record(
-            session, None, "login-failed", "session", None, {"client": client}, actor_name=form.username[:64]
+            session, known, "login-failed", "session", None, {"client": client}, actor_name="unknown user"
         )
         session.commit()
         raise

@@ -29,7 +29,7 @@ class SimilarCases(BaseModel):
 
 
 @router.get("/analyses/{analysis_id}/similar", response_model=SimilarCases)
-async def similar(
+def similar(
     analysis_id: str,
     user: CurrentUser,
     service: ServiceDep,
@@ -37,7 +37,7 @@ async def similar(
     k: Annotated[int, Query(ge=1, le=50)] = 5,
 ) -> SimilarCases:
     record = service.workspace.get(session, user, analysis_id)
-    results = await service.run(service.workspace.similar, record, k)
+    results = service.workspace.similar(record, k)
     audit.record(session, user, "search", "analysis", record.id, {"k": k, "results": len(results)})
     session.commit()
     return SimilarCases(

@@ -16,13 +16,13 @@ router = APIRouter(tags=["reports"])
 
 
 @router.get("/analyses/{analysis_id}/reports/{report_format}", response_class=Response)
-async def report(
+def report(
     analysis_id: str, report_format: str, user: CurrentUser, service: ServiceDep, session: SessionDep
 ) -> Response:
     if report_format not in FORMATS:
         raise BadInput(f"unknown report format {report_format!r}; choose one of {', '.join(FORMATS)}")
     record = service.workspace.get(session, user, analysis_id)
-    files = await service.run(service.workspace.report, record, report_format)
+    files = service.workspace.report(record, report_format)
     audit.record(session, user, "export", "analysis", record.id, {"format": report_format})
     session.commit()
     if len(files) == 1:
