@@ -287,7 +287,9 @@ class Workspace:
         conversation.disclaimer_given = bool(answers)
         answer = conversation.ask(question, on_token).to_dict()
         with session_scope(self.settings) as session:
-            session.add(ChatMessageRecord(analysis_id=record.id, role="user", text=question))
+            session.add(
+                ChatMessageRecord(analysis_id=record.id, role="user", author=user.username, text=question)
+            )
             session.add(
                 ChatMessageRecord(
                     analysis_id=record.id, role="assistant", text=answer["answer"], answer=answer

@@ -153,6 +153,8 @@ class ChatMessageRecord(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     analysis_id: Mapped[str] = mapped_column(ForeignKey("analyses.id", ondelete="CASCADE"), index=True)
     role: Mapped[str] = mapped_column(String(16))  # "user" or "assistant"
+    # Who asked (an administrator may ask about a clinician's analysis); kept if the user goes.
+    author: Mapped[str | None] = mapped_column(String(64))
     text: Mapped[str] = mapped_column(Text)
     answer: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)

@@ -1144,7 +1144,7 @@ async function loadChat(analysis) {
     const body = await getJSON(`analyses/${encodeURIComponent(analysis.id)}/chat`);
     if (state.analysis !== analysis) return;
     for (const message of body.messages || []) {
-      if (message.role === "user") addUserMessage(message.text);
+      if (message.role === "user") addUserMessage(message.text, message.author);
       else {
         const item = addAssistantMessage();
         if (message.answer) renderAnswer(item, message.answer);
@@ -1156,8 +1156,10 @@ async function loadChat(analysis) {
   }
 }
 
-function addUserMessage(text) {
-  const item = el("li", { class: "user" }, el("span", { class: "who" }, "You"), el("p", { class: "text" }, text));
+function addUserMessage(text, author = null) {
+  // An administrator may have asked about this analysis: name anyone who is not the reader.
+  const who = author && author !== tokens.user?.username ? author : "You";
+  const item = el("li", { class: "user" }, el("span", { class: "who" }, who), el("p", { class: "text" }, text));
   $("chat-answers").append(item);
   scrollChat();
   return item;

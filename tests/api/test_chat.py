@@ -77,9 +77,21 @@ def test_the_history_holds_both_sides(
     assert [m["text"] for m in messages[1::2]] == [a["answer"] for a in conversation]
     assert messages[0]["answer"] is None
     assert messages[1]["answer"] == conversation[0]
+    assert [m["author"] for m in messages] == [alice.username, None, alice.username, None]
     # An administrator reads it too.
     as_admin = world.client.get(f"{API}/analyses/{png_analysis['id']}/chat", headers=admin.headers)
     assert as_admin.json() == response.json()
+
+
+def test_an_administrators_question_is_recorded_as_theirs(
+    world: World, alice: Account, admin: Account
+) -> None:
+    analysis = world.analyse(alice, png_bytes(seed=63))
+    _answer(_ask(world, admin, analysis["id"], FIRST))
+    messages = world.client.get(f"{API}/analyses/{analysis['id']}/chat", headers=alice.headers).json()[
+        "messages"
+    ]
+    assert messages[0]["author"] == admin.username and messages[0]["text"] == FIRST
 
 
 def test_a_new_analysis_has_no_history(world: World, alice: Account) -> None:

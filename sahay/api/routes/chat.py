@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from sahay.api.deps import CurrentUser, ServiceDep, SessionDep
 from sahay.errors import SahayError
@@ -25,6 +25,7 @@ class Question(BaseModel):
 
 class Message(BaseModel):
     role: str
+    author: str | None = Field(default=None, description="who asked; None for Sahay's answers")
     text: str
     answer: dict[str, Any] | None = None
     created_at: datetime
@@ -39,7 +40,10 @@ def history(analysis_id: str, user: CurrentUser, service: ServiceDep, session: S
     record = service.workspace.get(session, user, analysis_id)
     rows = service.workspace.messages(session, record)
     return ChatHistory(
-        messages=[Message(role=m.role, text=m.text, answer=m.answer, created_at=m.created_at) for m in rows]
+        messages=[
+            Message(role=m.role, author=m.author, text=m.text, answer=m.answer, created_at=m.created_at)
+            for m in rows
+        ]
     )
 
 

@@ -64,6 +64,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("analysis_id", sa.String(length=32), nullable=False),
         sa.Column("role", sa.String(length=16), nullable=False),
+        sa.Column("author", sa.String(length=64), nullable=True),
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("answer", sa.JSON(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
