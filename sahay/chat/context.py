@@ -30,6 +30,8 @@ class Context:
     audience: str
     facts: list[Fact] = field(default_factory=list)
     passages: list[Passage] = field(default_factory=list)
+    uncovered: list[str] = field(default_factory=list)
+    """Positive findings the question is about that no curated article explains."""
 
     def passage(self, number: int) -> Passage | None:
         return self.passages[number - 1] if 1 <= number <= len(self.passages) else None

@@ -190,6 +190,8 @@ class Conversation:
             lead.append(safety.DOSING_DECLINED)
         if flags.diagnosis_demand:
             lead.append(safety.NO_DIAGNOSIS)
+        if context.uncovered and len(context.uncovered) == len(positives):
+            lead.append(safety.NO_ARTICLE)  # what retrieval finds is not about these findings
         if not on_topic and not red_flag:
             sentences = [CheckedSentence(safety.OFF_TOPIC)]
             return self._finish(question, sentences, [], context, intent, flags, red_flag, off_topic=True)
@@ -249,7 +251,10 @@ class Conversation:
             section = "In plain words"
         if section:
             for label in positives:
-                for article in self.knowledge.articles_for_finding(label)[:1]:
+                articles = self.knowledge.articles_for_finding(label)[:1]
+                if not articles:
+                    context.uncovered.append(label)
+                for article in articles:
                     passages += self.knowledge.section_passages(article.id, section)
         query = question if not positives else f"{question} {' '.join(positives)}"
         passages += self.knowledge.search(query, k=PASSAGES_PER_QUESTION, audience=self._audience_filter())

@@ -99,6 +99,10 @@ OFF_TOPIC = (
     "my knowledge base."
 )
 NOT_FOUND = "I found nothing in the analysis or the knowledge base that answers this; please ask a clinician."
+NO_ARTICLE = (
+    "The knowledge base has no article about the flagged findings, so any passages quoted here are general "
+    "information, not advice about these findings."
+)
 POLICY_SENTENCES = frozenset(
-    {URGENT_LEAD, DOSING_DECLINED, NO_DIAGNOSIS, PROGNOSIS_CAVEAT, OFF_TOPIC, NOT_FOUND}
+    {URGENT_LEAD, DOSING_DECLINED, NO_DIAGNOSIS, PROGNOSIS_CAVEAT, OFF_TOPIC, NOT_FOUND, NO_ARTICLE}
 )

@@ -148,3 +148,15 @@ def test_json_form_traces_every_sentence(knowledge: KnowledgeBase) -> None:
     for sentence in data["sentences"]:
         for evidence in sentence["evidence"]:
             assert evidence["type"] in ("analysis", "passage") and evidence["text"]
+
+
+def test_findings_no_article_explains_are_said_to_be_uncovered(knowledge: KnowledgeBase) -> None:
+    from sahay.analysis import Finding
+
+    analysis = chest_analysis()
+    analysis.findings = [Finding(label="synthetic_disc", probability=0.97, threshold=0.5, positive=True)]
+    answer = _ask(knowledge, "What are the usual next steps?", analysis)
+    _assert_grounded(answer)
+    assert safety.NO_ARTICLE in [s.text for s in answer.sentences]
+    covered = _ask(knowledge, "What are the usual next steps?", chest_analysis(Effusion=0.9))
+    assert safety.NO_ARTICLE not in [s.text for s in covered.sentences]
