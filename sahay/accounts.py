@@ -85,10 +85,6 @@ def list_users(session: Session) -> list[UserRecord]:
     return list(session.scalars(select(UserRecord).order_by(UserRecord.created_at)))
 
 
-def count_admins(session: Session) -> int:
-    return int(session.scalar(select(func.count()).where(UserRecord.role == "admin")) or 0)
-
-
 def authenticate(session: Session, username: str, password: str) -> UserRecord:
     """The user with this name and password; ``NotAuthenticated`` with one message for every failure."""
     from argon2.exceptions import InvalidHashError, VerificationError

@@ -11,9 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sahay import DISCLAIMER, __version__
+from sahay.errors import BadInput
 from sahay.notes.models import NoteReading
 
 SCHEMA_VERSION = "2.0"
@@ -222,3 +223,15 @@ class Analysis(BaseModel):
     @classmethod
     def from_json_file(cls, path: Path) -> Analysis:
         return cls.model_validate_json(path.read_text(encoding="utf-8"))
+
+
+def load_analysis(path: Path) -> Analysis:
+    """An ``analysis.json`` from disk; BadInput names the file and what is wrong with it."""
+    if not path.is_file():
+        raise BadInput(f"{path} does not exist: give the analysis.json that `sahay analyze --out` wrote")
+    try:
+        return Analysis.from_json_file(path)
+    except OSError as exc:
+        raise BadInput(f"cannot read {path} ({exc.strerror or exc})") from exc
+    except (ValidationError, ValueError) as exc:
+        raise BadInput(f"{path} is not a Sahay analysis.json ({str(exc).splitlines()[0][:300]})") from exc

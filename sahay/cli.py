@@ -1200,7 +1200,7 @@ def chat_command(
     ] = False,
 ) -> None:
     """Ask about an analysis or a topic; answers are grounded in the analysis and cited passages."""
-    from sahay.cases.store import load_analysis
+    from sahay.analysis import load_analysis
     from sahay.chat.engine import Conversation
 
     if audience not in ("clinician", "patient"):
@@ -1388,7 +1388,16 @@ def deid_command(
         keep_private_creators=frozenset(keep_private_creator or []),
     )
     secret = load_secret(secret_file) if secret_file is not None else None
-    report = deidentify_path(source, destination, options, secret=secret, mapping_out=mapping_out)
+    with _stage_bar() as bar:
+        task_id = bar.add_task("de-identifying", total=None)
+        report = deidentify_path(
+            source,
+            destination,
+            options,
+            secret=secret,
+            mapping_out=mapping_out,
+            progress=lambda done, total: bar.update(task_id, completed=done, total=total),
+        )
     for name, warnings in report.warnings.items():
         for warning in warnings:
             err.print(f"[yellow]warning:[/] {escape(name)}: {escape(warning)}", highlight=False)

@@ -430,15 +430,17 @@ def analyze_study(
     ``source/``, and per instance ``<SOPInstanceUID>/`` with ``analysis.json``, ``heatmaps/`` and
     ``dicom/`` (copies of what was pushed).
     """
-    from sahay.models.predictor import Predictor
+    from sahay.models.predictor import PredictorCache
     from sahay.models.registry import resolve
     from sahay.pipeline import analyze
     from sahay.reports.dicom import secondary_captures, structured_report
 
     settings = settings or get_settings()
     step = on_step or (lambda _message: None)
-    # A named model is loaded once for the whole study, and a wrong name fails before the pull.
-    predictor = Predictor(resolve(model, None, settings)[0]) if model else None
+    # Each model is loaded once for the whole study; a wrong name fails before the pull.
+    predictors = PredictorCache()
+    if model:
+        predictors(resolve(model, None, settings)[0])
     step(f"pulling study {study_uid}")
     paths = archive.retrieve(study_uid, series_uid, dest=out_dir / "source")
     outcomes: list[InstanceOutcome] = []
@@ -461,7 +463,7 @@ def analyze_study(
             analysis = analyze(
                 path,
                 model=model,
-                predictor=predictor,
+                load_predictor=predictors,
                 out_dir=analysis_dir,
                 keep_identifiers=True,
                 force=force,

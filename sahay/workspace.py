@@ -8,7 +8,6 @@ Files live under ``$SAHAY_HOME/analyses/<id>/``; the upload itself is a content-
 
 from __future__ import annotations
 
-import io
 import re
 import shutil
 import tempfile
@@ -26,12 +25,12 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from sahay import audit
-from sahay.analysis import Analysis, Finding
+from sahay.analysis import Analysis, Explanation
 from sahay.config import Settings
 from sahay.errors import BadInput, InputTooLarge, ModelUnavailable, NotFound, ServiceUnavailable
 from sahay.explain.explainer import ExplainOptions
-from sahay.models.bundle import Bundle
-from sahay.models.predictor import Predictor
+from sahay.imaging.raster import png_bytes
+from sahay.models.predictor import PredictorCache
 from sahay.store.blobs import BlobStore
 from sahay.store.db import session_scope
 from sahay.store.models import AnalysisRecord, CaseRecord, ChatMessageRecord, UserRecord
@@ -48,21 +47,6 @@ class Upload:
     model: str | None = None
     explain: ExplainOptions | None = None
     force: bool = False
-
-
-class PredictorCache:
-    """One loaded model per bundle per worker thread: hooks from explanations never cross threads."""
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-
-    def __call__(self, bundle: Bundle) -> Predictor:
-        cache: dict[tuple[str, str, str], Predictor] = self._local.__dict__.setdefault("cache", {})
-        manifest = bundle.manifest
-        key = (str(bundle.path), manifest.name, manifest.version)
-        if key not in cache:
-            cache[key] = Predictor(bundle)
-        return cache[key]
 
 
 class Workspace:
@@ -209,13 +193,10 @@ class Workspace:
         from sahay.imaging import read_image
 
         image = read_image(self.blobs.path(record.image_blob), settings=self.settings, window=window)
-        return _png(np.rint(np.clip(image.pixels, 0, 1) * 255).astype(np.uint8))
+        return png_bytes(image.pixels)
 
     def heatmap_overlay(self, record: AnalysisRecord, analysis: Analysis, label: str) -> Path:
-        explanation = _finding(analysis, label).explanation
-        if explanation is None:
-            raise NotFound(f"the finding {label!r} has no heatmap (only explained findings have one)")
-        return self.folder(record) / explanation.overlay_png
+        return self.folder(record) / _explanation(analysis, label).overlay_png
 
     def heatmap_layer(self, record: AnalysisRecord, analysis: Analysis, label: str) -> bytes:
         """The map as an RGBA cividis layer at the image's size; alpha grows with attribution."""
@@ -223,17 +204,14 @@ class Workspace:
 
         from sahay.explain.overlay import COLORMAP
 
-        explanation = _finding(analysis, label).explanation
-        if explanation is None:
-            raise NotFound(f"the finding {label!r} has no heatmap (only explained findings have one)")
-        values = np.load(self.folder(record) / explanation.array_npy)
+        values = np.load(self.folder(record) / _explanation(analysis, label).array_npy)
         size = (analysis.image.columns, analysis.image.rows)
         resized = np.asarray(
             Image.fromarray(values.astype(np.float32)).resize(size, Image.Resampling.BILINEAR)
         )
         rgba = colormaps[COLORMAP](np.clip(resized, 0, 1))
         rgba[..., 3] = np.clip(resized, 0, 1)
-        return _png(np.rint(rgba * 255).astype(np.uint8))
+        return png_bytes(rgba)
 
     # Changing ------------------------------------------------------------------------------
 
@@ -352,7 +330,10 @@ class Workspace:
             if library.count() == 0:
                 return []
             query, modality = analysis_query(
-                self.folder(record) / "analysis.json", library, image_path=self.blobs.path(record.image_blob)
+                self.folder(record) / "analysis.json",
+                library,
+                image_path=self.blobs.path(record.image_blob),
+                load_predictor=self.predictors,
             )
             return list(library.search(query, k=k, query_modality=modality))
 
@@ -364,11 +345,13 @@ def _blob_in_use(session: Session, blob: str) -> bool:
     return bool(session.scalar(analyses)) or bool(session.scalar(cases))
 
 
-def _finding(analysis: Analysis, label: str) -> Finding:
-    for finding in analysis.findings:
-        if finding.label == label:
-            return finding
-    raise NotFound(f"the analysis has no finding {label!r}")
+def _explanation(analysis: Analysis, label: str) -> Explanation:
+    finding = next((f for f in analysis.findings if f.label == label), None)
+    if finding is None:
+        raise NotFound(f"the analysis has no finding {label!r}")
+    if finding.explanation is None:
+        raise NotFound(f"the finding {label!r} has no heatmap (only explained findings have one)")
+    return finding.explanation
 
 
 def _looks_like_id(text: str) -> bool:
@@ -388,9 +371,3 @@ def _clean_notes(notes: str | None) -> str | None:
     if len(notes) > MAX_NOTES_CHARS:
         raise BadInput(f"the notes have {len(notes)} characters; the limit is {MAX_NOTES_CHARS}")
     return notes
-
-
-def _png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()

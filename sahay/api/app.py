@@ -31,8 +31,9 @@ from sahay.api.routes import analyses, audit, auth, cases, chat, models, reports
 from sahay.api.security import Tokens
 from sahay.config import Settings, get_settings
 from sahay.errors import NotAuthenticated, SahayError, TooManyAttempts
+from sahay.models.predictor import PredictorCache
 from sahay.store.db import get_engine
-from sahay.workspace import PredictorCache, Workspace
+from sahay.workspace import Workspace
 
 API_PREFIX = "/api/v1"
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -45,9 +46,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         get_engine(settings)  # migrate before the first request
-        removed = Workspace(settings).sweep()
-        if removed:
-            log.warning("removed %d folders left by interrupted uploads", removed)
         service = Service(
             settings=settings,
             workspace=Workspace(settings, PredictorCache()),
@@ -56,6 +54,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             inference=ThreadPoolExecutor(settings.workers, thread_name_prefix="sahay-inference"),
         )
         app.state.service = service
+        removed = service.workspace.sweep()
+        if removed:
+            log.warning("removed %d folders left by interrupted uploads", removed)
         try:
             yield
         finally:

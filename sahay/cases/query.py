@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from sahay.analysis import load_analysis
 from sahay.cases.search import QueryVectors, normalised
 from sahay.cases.store import (
     CaseLibrary,
     case_text,
-    load_analysis,
     locate_image,
     model_space,
     prediction_vectors,
@@ -18,6 +19,7 @@ from sahay.cases.store import (
 )
 from sahay.errors import BadInput
 from sahay.imaging import read_image
+from sahay.models.bundle import Bundle
 from sahay.models.predictor import Predictor
 from sahay.models.registry import find_bundle
 
@@ -38,7 +40,10 @@ def image_query(
 
 
 def analysis_query(
-    analysis_path: Path, library: CaseLibrary, image_path: Path | None = None
+    analysis_path: Path,
+    library: CaseLibrary,
+    image_path: Path | None = None,
+    load_predictor: Callable[[Bundle], Predictor] = Predictor,
 ) -> tuple[QueryVectors, str | None]:
     """Vectors of an ``analysis.json``: its findings, its words, and its image when it can be found."""
     analysis = load_analysis(analysis_path)
@@ -53,7 +58,7 @@ def analysis_query(
         image_file = None  # the findings and words still search; the image signal is left out
     if image_file is not None:
         image = read_image(image_file, settings=library.settings)
-        prediction = predictor_for(analysis, library.settings).predict([image.pixels])[0]
+        prediction = predictor_for(analysis, library.settings, load_predictor).predict([image.pixels])[0]
         query.image = prediction_vectors(prediction)[0]
     mentioned = sorted(analysis.notes.concepts()) if analysis.notes else []
     words = case_text(None, None, ", ".join(mentioned), [f.label for f in analysis.positive_findings], [])

@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,12 +21,10 @@ from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image
-from pydantic import ValidationError
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from sahay.analysis import Analysis
+from sahay.analysis import Analysis, load_analysis
 from sahay.cases.search import (
     COLLECTION_PREFIX,
     SIGNALS,
@@ -43,6 +40,8 @@ from sahay.config import Settings, get_settings
 from sahay.errors import BadInput, SahayError
 from sahay.fileio import sha256_file
 from sahay.imaging import LoadedImage, read_image
+from sahay.imaging.raster import png_bytes
+from sahay.models.bundle import Bundle
 from sahay.models.predictor import Prediction, Predictor
 from sahay.models.registry import find_bundle
 from sahay.store import BlobStore, CaseRecord, session_scope
@@ -200,8 +199,8 @@ class CaseLibrary(UsesVectorIndex):
         )
         record.id = record.id or _new_id()
         record.analysis_json = _deidentified(analysis, record.id).to_json()
-        record.image_blob = self.blobs.put_bytes(_png(image.pixels), ".png")
-        record.thumbnail_blob = self.blobs.put_bytes(_png(_thumbnail(image.pixels), bits=8), ".png")
+        record.image_blob = self.blobs.put_bytes(png_bytes(image.pixels, bits=16), ".png")
+        record.thumbnail_blob = self.blobs.put_bytes(png_bytes(_thumbnail(image.pixels)), ".png")
         positives = [f.label for f in analysis.positive_findings]
         text = case_text(diagnosis, comment, notes, positives, record.tags)
         self._write_vectors(record, prediction, text)
@@ -450,15 +449,6 @@ class CaseLibrary(UsesVectorIndex):
 # Helpers shared by the CLI's add and search -----------------------------------------------
 
 
-def load_analysis(path: Path) -> Analysis:
-    try:
-        return Analysis.from_json_file(path)
-    except OSError as exc:
-        raise BadInput(f"cannot read {path} ({exc.strerror or exc})") from exc
-    except (ValidationError, ValueError) as exc:
-        raise BadInput(f"{path} is not a Sahay analysis.json ({str(exc).splitlines()[0]})") from exc
-
-
 def locate_image(analysis: Analysis, analysis_path: Path, given: Path | None) -> Path:
     """The analysed image: ``given``, or a file of the recorded name beside the analysis or here.
 
@@ -483,8 +473,11 @@ def locate_image(analysis: Analysis, analysis_path: Path, given: Path | None) ->
     )
 
 
-def predictor_for(analysis: Analysis, settings: Settings) -> Predictor:
-    """The installed model that made ``analysis``: same name, version and weights."""
+def predictor_for(
+    analysis: Analysis, settings: Settings, load_predictor: Callable[[Bundle], Predictor] = Predictor
+) -> Predictor:
+    """The installed model that made ``analysis``: same name, version and weights.
+    ``load_predictor`` lets a long-lived caller reuse loaded models (a ``PredictorCache``)."""
     card = analysis.model
     bundle = find_bundle(card.name, settings)
     if (bundle.manifest.version, bundle.manifest.weights.sha256) != (card.version, card.weights_sha256):
@@ -492,23 +485,12 @@ def predictor_for(analysis: Analysis, settings: Settings) -> Predictor:
             f"the installed {card.name} is version {bundle.manifest.version}, and the analysis was made with "
             f"version {card.version} (or other weights); its image vectors would not be comparable"
         )
-    return Predictor(bundle)
+    return load_predictor(bundle)
 
 
 def _deidentified(analysis: Analysis, case_id: str) -> Analysis:
     image = analysis.image.model_copy(update={"identifiers": None, "filename": f"case-{case_id}.png"})
     return analysis.model_copy(update={"image": image})
-
-
-def _png(pixels: np.ndarray, bits: int = 16) -> bytes:
-    """The displayed pixels as a PNG: 16-bit grey, or 8-bit RGB for colour images."""
-    if pixels.ndim == 3 or bits == 8:
-        array = np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8)
-    else:
-        array = np.round(np.clip(pixels, 0, 1) * 65535).astype(np.uint16)
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def _thumbnail(pixels: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ import hmac
 import io
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import StrEnum
@@ -1046,8 +1046,11 @@ def deidentify_path(
     *,
     secret: bytes | None = None,
     mapping_out: str | os.PathLike[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> DeidReport:
     """De-identify a DICOM file, or every DICOM file under a folder, into ``dst``.
+
+    ``progress`` hears (files done, files in all) as a folder is worked through.
 
     A folder is searched recursively and its layout mirrored under ``dst``; files that are not
     DICOM are skipped and DICOM files that cannot be de-identified are refused, each with its
@@ -1059,7 +1062,7 @@ def deidentify_path(
     mapping = None if mapping_out is None else Path(mapping_out)
     deidentifier = Deidentifier(options, secret)
     if src.is_dir():
-        report = _deidentify_folder(deidentifier, src, dst, mapping)
+        report = _deidentify_folder(deidentifier, src, dst, mapping, progress)
     elif src.is_file():
         report = _deidentify_file(deidentifier, src, dst, mapping)
     else:
@@ -1107,7 +1110,13 @@ def _deidentify_file(deidentifier: Deidentifier, src: Path, dst: Path, mapping: 
     return DeidReport(written=[dst], warnings={src.name: warnings} if warnings else {})
 
 
-def _deidentify_folder(deidentifier: Deidentifier, src: Path, dst: Path, mapping: Path | None) -> DeidReport:
+def _deidentify_folder(
+    deidentifier: Deidentifier,
+    src: Path,
+    dst: Path,
+    mapping: Path | None,
+    progress: Callable[[int, int], None] | None = None,
+) -> DeidReport:
     if dst.exists() and not dst.is_dir():
         raise BadInput(f"{dst} is a file, but the input {src} is a folder; give an output folder.")
     if _within(dst, src) or _within(src, dst):
@@ -1117,7 +1126,10 @@ def _deidentify_folder(deidentifier: Deidentifier, src: Path, dst: Path, mapping
     if mapping is not None and _within(mapping, src):
         raise BadInput(f"{mapping} is inside the input folder {src}; write the mapping elsewhere.")
     report = DeidReport()
-    for path in _files(src):
+    files = list(_files(src))
+    for done, path in enumerate(files):
+        if progress is not None:
+            progress(done, len(files))
         relative = path.relative_to(src)
         key = relative.as_posix()
         try:
@@ -1134,6 +1146,8 @@ def _deidentify_folder(deidentifier: Deidentifier, src: Path, dst: Path, mapping
         report.written.append(dst / relative)
         if warnings:
             report.warnings[key] = warnings
+    if progress is not None:
+        progress(len(files), len(files))
     return report
 
 

@@ -45,6 +45,17 @@ def sniff_raster(data: bytes) -> RasterFormat | None:
     return None
 
 
+def png_bytes(pixels: np.ndarray, bits: int = 8) -> bytes:
+    """Pixels in [0, 1] as a PNG: grey at ``bits`` (8 or 16), or 8-bit RGB/RGBA for colour."""
+    if pixels.ndim == 3 or bits == 8:
+        array = np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8)
+    else:
+        array = np.round(np.clip(pixels, 0, 1) * 65535).astype(np.uint16)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def collapse_grey_rgb(pixels: np.ndarray) -> np.ndarray:
     """An (H, W, 3) image whose three channels are equal is greyscale: return it as (H, W)."""
     if (

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date
 from pathlib import Path
@@ -78,8 +79,14 @@ def parse_article(text: str, path: str, builtin: bool = True) -> Article:
 
 
 def builtin_articles() -> list[Article]:
+    """The curated articles that ship with Sahay (parsed once per process; copies are returned)."""
+    return [article.model_copy(deep=True) for article in _parsed_builtin_articles()]
+
+
+@functools.cache
+def _parsed_builtin_articles() -> tuple[Article, ...]:
     files = sorted(CORPUS_DIR.rglob("*.md"))
-    return [parse_article(f.read_text(encoding="utf-8"), str(f.relative_to(CORPUS_DIR))) for f in files]
+    return tuple(parse_article(f.read_text(encoding="utf-8"), str(f.relative_to(CORPUS_DIR))) for f in files)
 
 
 def sentences(text: str) -> list[str]:

@@ -7,6 +7,7 @@ Example:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -99,3 +100,20 @@ def logits_and_features(
         handle.remove()
     features = F.adaptive_avg_pool2d(captured[0], 1).flatten(1)
     return output.float().cpu(), features.float().cpu()
+
+
+class PredictorCache:
+    """One loaded model per bundle per thread, for callers that analyse many images (the web
+    service's workers, ``sahay pacs analyze``). Per thread, so explanation hooks never cross threads.
+    Pass it as ``pipeline.analyze(..., load_predictor=cache)``."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def __call__(self, bundle: Bundle) -> Predictor:
+        cache: dict[tuple[str, str, str], Predictor] = self._local.__dict__.setdefault("cache", {})
+        manifest = bundle.manifest
+        key = (str(bundle.path), manifest.name, manifest.version)
+        if key not in cache:
+            cache[key] = Predictor(bundle)
+        return cache[key]

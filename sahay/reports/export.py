@@ -15,7 +15,7 @@ from typing import Literal, get_args
 from pydicom import Dataset, dcmread
 from pydicom.errors import InvalidDicomError
 
-from sahay.analysis import Analysis
+from sahay.analysis import Analysis, load_analysis
 from sahay.errors import BadInput, describe_error
 from sahay.fileio import atomic_write_bytes
 
@@ -98,7 +98,7 @@ def export_report(
     include_identifiers: bool = False,
 ) -> list[Path]:
     """Write the report of ``analysis_json`` to ``out``; several Secondary Captures go into a folder."""
-    analysis = read_analysis(analysis_json)
+    analysis = load_analysis(analysis_json)
     source = read_source(image, analysis) if image is not None else None
     files = render(
         analysis,
@@ -119,15 +119,6 @@ def export_report(
         atomic_write_bytes(out / rendered.name, rendered.data)
         written.append(out / rendered.name)
     return written
-
-
-def read_analysis(path: Path) -> Analysis:
-    if not path.is_file():
-        raise BadInput(f"{path} does not exist: give the analysis.json that `sahay analyze --out` wrote")
-    try:
-        return Analysis.from_json_file(path)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path} is not a Sahay analysis.json ({describe_error(exc)[:300]})") from exc
 
 
 def read_source(image: Path, analysis: Analysis) -> Dataset:

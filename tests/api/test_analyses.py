@@ -147,18 +147,18 @@ def _assert_nothing_left(world: World) -> None:
 REFUSED: dict[str, tuple[dict[str, Any], set[int], str]] = {
     "text-file": (
         {"data": b"Just some text, not an image.\n", "filename": "letter.txt"},
-        {400, 415},
+        {415},
         "letter.txt",
     ),
     "empty-file": ({"data": b"", "filename": "empty.png"}, {400}, "empty"),
     "corrupt-dicom": (
         {"data": dicom_bytes()[:-5000], "filename": "broken.dcm"},
-        {400, 422},
+        {400},
         "broken.dcm: the Explicit VR Little Endian pixel data could not be decoded",
     ),
     "dicom-without-pixels": (
         {"data": b"\0" * 128 + b"DICM" + bytes(range(256)) * 4, "filename": "odd.dcm"},
-        {400, 415, 422},
+        {400},
         "odd.dcm has no pixel data",
     ),
     "truncated-png": ({"data": png_bytes()[:2000], "filename": "cut.png"}, {400}, "truncated or corrupt"),
@@ -266,7 +266,7 @@ def test_an_image_over_the_pixel_limit_is_refused(make_world: Callable[..., Worl
     limited = make_world(max_pixels=10_000)
     account = limited.account()
     response = limited.upload(account, png_bytes(), filename="wide.png", notes=NOTE)
-    assert response.status_code in (413, 422)
+    assert response.status_code == 413
     detail = response.json()["detail"]
     assert "wide.png" in detail and "10,000 pixels" in detail and "SAHAY_MAX_PIXELS" in detail
     _assert_nothing_left(limited)

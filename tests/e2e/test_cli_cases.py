@@ -72,7 +72,7 @@ def test_eval_prints_precision_at_k(demo_installed: Settings, tmp_path: Path, ca
         (["search", "--text", "a", "--weights", "image=x"], "--weights needs numbers"),
         (["remove", "0" * 32], "no case"),
         (["show", "not-an-id"], "no case"),
-        (["add", "missing.json"], "cannot read missing.json"),
+        (["add", "missing.json"], "missing.json does not exist"),
     ],
 )
 def test_bad_input_exits_2_with_a_reason(

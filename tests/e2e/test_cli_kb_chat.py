@@ -45,7 +45,7 @@ def test_kb_add_list_search_remove(
         (["kb", "search", "x", "--audience", "robot"], "--audience must be clinician or patient"),
         (["chat", "   "], "question is empty"),
         (["chat", "hi", "--audience", "robot"], "--audience must be clinician or patient"),
-        (["chat", "hi", "--analysis", "nope.json"], "cannot read nope.json"),
+        (["chat", "hi", "--analysis", "nope.json"], "nope.json does not exist"),
     ],
 )
 def test_bad_input_exits_2(args: list[str], message: str, settings: Settings, capsys) -> None:

@@ -709,3 +709,13 @@ def test_instance_uids_outside_the_table_are_replaced_and_definitions_kept(tmp_p
     assert out.MultiFrameSourceSOPInstanceUID == out.SOPInstanceUID != ds.SOPInstanceUID
     assert out.SOPClassUID == ds.SOPClassUID and out[0x00081150].value == ds.SOPClassUID
     assert out.file_meta.TransferSyntaxUID == ds.file_meta.TransferSyntaxUID
+
+
+def test_folder_progress_counts_every_file(tmp_path: Path) -> None:
+    identified_study(tmp_path / "in", files=3)
+    (tmp_path / "in" / "readme.txt").write_text("not DICOM", encoding="utf-8")
+    heard: list[tuple[int, int]] = []
+    deidentify_path(
+        tmp_path / "in", tmp_path / "out", secret=SECRET, progress=lambda d, t: heard.append((d, t))
+    )
+    assert heard == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]

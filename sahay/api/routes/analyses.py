@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from sahay import audit
 from sahay.analysis import Analysis
 from sahay.api.deps import CurrentUser, Job, Service, ServiceDep, SessionDep
-from sahay.errors import BadInput, InputTooLarge, SahayError
+from sahay.errors import BadInput, SahayError
 from sahay.explain.explainer import ExplainOptions
 from sahay.explain.methods import METHODS
 from sahay.store.models import AnalysisRecord, UserRecord
@@ -22,7 +22,6 @@ from sahay.workspace import Upload
 
 router = APIRouter(tags=["analyses"])
 log = logging.getLogger("sahay.api")
-_CHUNK = 1024 * 1024
 
 
 class AnalysisOut(Analysis):
@@ -62,22 +61,6 @@ def analysis_out(record: AnalysisRecord, analysis: Analysis, owner: str) -> Anal
     )
 
 
-async def _read_upload(image: UploadFile, service: Service) -> bytes:
-    """The upload's bytes, refused as soon as it passes the size limit."""
-    limit = service.settings.max_file_bytes
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await image.read(_CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise InputTooLarge(
-                f"{image.filename or 'the upload'} is larger than the limit of "
-                f"{service.settings.max_file_mb:g} MB (SAHAY_MAX_FILE_MB)"
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 @router.post("/analyses", status_code=201, response_model=AnalysisOut, responses={202: {"model": JobOut}})
 async def create_analysis(
     request: Request,
@@ -100,7 +83,7 @@ async def create_analysis(
         raise BadInput(f"unknown explanation method {explain!r}; use one of {', '.join(METHODS)}")
     upload = Upload(
         filename=image.filename or "upload",
-        data=await _read_upload(image, service),
+        data=await image.read(),  # UploadGuard has bounded the body; Workspace.create checks the file
         notes=notes,
         model=model or None,
         explain=ExplainOptions(method=explain),

@@ -37,7 +37,8 @@ def similar(
     k: Annotated[int, Query(ge=1, le=50)] = 5,
 ) -> SimilarCases:
     record = service.workspace.get(session, user, analysis_id)
-    results = service.workspace.similar(record, k)
+    # In the inference pool: embedding the image reuses that worker's loaded model.
+    results = service.inference.submit(service.workspace.similar, record, k).result()
     audit.record(session, user, "search", "analysis", record.id, {"k": k, "results": len(results)})
     session.commit()
     return SimilarCases(
