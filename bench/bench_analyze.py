@@ -61,13 +61,13 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="sahay-bench-"))
     os.environ["SAHAY_HOME"] = str(work / "home")
     from sahay.config import reload_settings
-    from sahay.demo import build_demo_bundle
     from sahay.explain.methods import MethodInput, get_method
     from sahay.imaging import read_image
     from sahay.models.bundle import load_bundle
     from sahay.models.predictor import Predictor
     from sahay.models.providers import get_provider
-    from sahay.pipeline import analyze
+    from sahay.services.analyze import analyze
+    from sahay.services.demo import build_demo_bundle
     from tests.factories import write_dicom, write_png
 
     settings = reload_settings()

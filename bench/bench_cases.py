@@ -55,7 +55,7 @@ def _child(phase: str, size: int, queries: int) -> dict[str, float]:
     warnings.filterwarnings("ignore", message="Local mode is not recommended", category=UserWarning)
     from sahay.cases.search import QueryVectors, rank, signal_collection
     from sahay.config import reload_settings
-    from sahay.vectors import VectorIndex
+    from sahay.search.vectors import VectorIndex
 
     settings = reload_settings()
     base_rss_mb = _peak_rss_mb()

@@ -36,13 +36,13 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="sahay-bench-"))
     os.environ["SAHAY_HOME"] = str(work / "home")
     from sahay.config import reload_settings
-    from sahay.demo import build_demo_bundle
     from sahay.explain.faithfulness import DEFAULT_STEPS, deletion_insertion, evaluations_needed
     from sahay.explain.methods import METHODS, MethodInput
     from sahay.models.bundle import load_bundle
     from sahay.models.calibration import probabilities
     from sahay.models.predictor import Predictor
     from sahay.models.providers import get_provider
+    from sahay.services.demo import build_demo_bundle
 
     settings = reload_settings()
     pixels = np.random.default_rng(0).random((1024, 1024)).astype(np.float32)

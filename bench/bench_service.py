@@ -46,7 +46,7 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="sahay-bench-service-"))
     os.environ["SAHAY_HOME"] = str(home)
     from sahay.config import reload_settings
-    from sahay.demo import install_demo_bundle
+    from sahay.services.demo import install_demo_bundle
 
     settings = reload_settings()
     install_demo_bundle(settings)
@@ -96,9 +96,9 @@ def _synthetic_dicom(path: Path) -> Path:
 
 
 def _bench_reports(image: Path, home: Path, repeats: int) -> list[tuple[str, float, float]]:
-    from sahay.pipeline import analyze
     from sahay.reports import FORMATS
     from sahay.reports.export import export_report
+    from sahay.services.analyze import analyze
 
     out = home / "analysis"
     analyze(image, model="sahay-demo-synthetic", out_dir=out, force=True)
@@ -119,8 +119,8 @@ def _bench_api(image: Path, requests: int) -> list[tuple[str, int, int, float, f
     import httpx
     import uvicorn
 
-    from sahay.accounts import create_user
     from sahay.api.app import create_app
+    from sahay.store.accounts import create_user
     from sahay.store.db import session_scope
 
     with session_scope() as session:

@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from sahay.errors import BadInput
+
 _CHUNK = 1024 * 1024
 
 
@@ -36,3 +38,28 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def check_writable_folder(folder: Path) -> None:
+    """Refuse an output folder that cannot be created or written, before any work is done."""
+    if folder.exists() and not folder.is_dir():
+        raise BadInput(f"--out {folder} is a file, not a folder; give a folder for the results.")
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise BadInput(f"cannot write results to {folder}: {existing} is not a writable folder.")
+
+
+def check_input_file(path: Path) -> None:
+    """Refuse a path that does not name a readable file, before any model or library loads."""
+    try:
+        if not path.is_file():
+            path.stat()  # FileNotFoundError for a missing path; a folder falls through
+            raise BadInput(f"{path} is not a file; give the path of an image file.")
+        if not os.access(path, os.R_OK):
+            raise PermissionError(path)
+    except FileNotFoundError as exc:
+        raise BadInput(f"{path} does not exist; check the path.") from exc
+    except PermissionError as exc:
+        raise BadInput(f"{path} cannot be read (permission denied); check its permissions.") from exc
+    except OSError as exc:  # a symlink loop, a name too long, an I/O error
+        raise BadInput(f"{path} cannot be read ({exc.strerror or exc}).") from exc

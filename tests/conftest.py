@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from sahay.config import Settings, get_settings, reload_settings
-from sahay.demo import build_demo_bundle
 from sahay.models.bundle import Bundle, load_bundle
 from sahay.models.registry import import_path
+from sahay.services.demo import build_demo_bundle
 from sahay.store import reset_engines
 from tests.servers import ServedFolder, serve_folder
 

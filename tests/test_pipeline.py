@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sahay import pipeline
 from sahay.analysis import Analysis, Finding
 from sahay.config import Settings
-from sahay.demo import write_example_image
 from sahay.errors import BadInput
-from sahay.explain.explainer import ExplainOptions
+from sahay.explain.options import ExplainOptions
 from sahay.explain.methods import METHODS, ExplanationMethod, MethodInput, MethodResult
 from sahay.models.bundle import Bundle
-from sahay.pipeline import analyze, heatmap_targets
+from sahay.services import analyze as pipeline
+from sahay.services.analyze import analyze, heatmap_targets
+from sahay.services.demo import write_example_image
 from tests.factories import chest_phantom, write_dicom, write_png
 
 

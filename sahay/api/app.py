@@ -23,8 +23,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
-from sahay import DISCLAIMER, __version__
-from sahay.accounts import LoginRateLimiter
+from sahay.about import DISCLAIMER, __version__
 from sahay.api.deps import Service
 from sahay.api.guards import ErrorShield, UploadGuard
 from sahay.api.routes import analyses, audit, auth, cases, chat, models, reports, users
@@ -32,8 +31,9 @@ from sahay.api.security import Tokens
 from sahay.config import Settings, get_settings
 from sahay.errors import NotAuthenticated, SahayError, TooManyAttempts
 from sahay.models.predictor import PredictorCache
+from sahay.services.workspace import Workspace
+from sahay.store.accounts import LoginRateLimiter
 from sahay.store.db import get_engine
-from sahay.workspace import Workspace
 
 API_PREFIX = "/api/v1"
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"

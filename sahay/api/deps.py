@@ -14,13 +14,13 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
-from sahay.accounts import LoginRateLimiter, get_user
 from sahay.api.security import Tokens
 from sahay.config import Settings
 from sahay.errors import Forbidden, NotAuthenticated, NotFound
+from sahay.services.workspace import Workspace
+from sahay.store.accounts import LoginRateLimiter, get_user
 from sahay.store.db import session_scope
-from sahay.store.models import UserRecord
-from sahay.workspace import Workspace
+from sahay.store.records import UserRecord
 
 T = TypeVar("T")
 JOB_RETENTION = timedelta(hours=24)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from sahay.config import Settings
 from sahay.errors import NotAuthenticated
-from sahay.store.models import RefreshTokenRecord, UserRecord, new_id
+from sahay.store.records import RefreshTokenRecord, UserRecord, new_id
 
 ALGORITHM = "HS256"
 

@@ -20,16 +20,16 @@ from typing import Any
 
 import numpy as np
 
+from sahay.cases.library import diagnosis_from_target, model_space, prediction_vectors
 from sahay.cases.search import Mode, QueryVectors, Weights, rank, signal_collection
-from sahay.cases.store import diagnosis_from_target, model_space, prediction_vectors
 from sahay.config import Settings, get_settings
+from sahay.datasets.layouts import SPLITS, load_dataset
 from sahay.errors import BadInput, SahayError
 from sahay.imaging import read_image
 from sahay.models.predictor import Predictor
 from sahay.models.registry import find_bundle
-from sahay.store.models import new_id
-from sahay.training.datasets import SPLITS, load_dataset
-from sahay.vectors import VectorIndex
+from sahay.search.vectors import VectorIndex
+from sahay.store.records import new_id
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ def _text_vectors(
                 "text mode needs words for each image: name the dataset's text column (--text-column)"
             )
         return None, None
-    from sahay.embeddings import text_embedder
+    from sahay.search.embeddings import text_embedder
 
     embedder = text_embedder(settings)
     return embedder.embed([t or " " for t in texts]), embedder.name

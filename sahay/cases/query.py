@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from sahay.analysis import load_analysis
-from sahay.cases.search import QueryVectors, normalised
-from sahay.cases.store import (
+from sahay.cases.library import (
     CaseLibrary,
     case_text,
     locate_image,
@@ -17,6 +16,7 @@ from sahay.cases.store import (
     prediction_vectors,
     predictor_for,
 )
+from sahay.cases.search import QueryVectors, normalised
 from sahay.errors import BadInput
 from sahay.imaging import read_image
 from sahay.models.bundle import Bundle

@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 
 from sahay.errors import BadInput
-from sahay.vectors import VectorIndex, collection_name
+from sahay.search.vectors import VectorIndex, collection_name
 
 Signal = Literal["image", "text", "findings"]
 SIGNALS: tuple[Signal, ...] = ("image", "text", "findings")

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from sahay import DISCLAIMER
+from sahay.about import DISCLAIMER
 from sahay.analysis import Analysis
 from sahay.chat import safety
 from sahay.chat.backends import Backend, TokenCallback, Turn

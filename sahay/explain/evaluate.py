@@ -20,17 +20,17 @@ from typing import Any
 import numpy as np
 
 from sahay.config import Settings, get_settings
+from sahay.datasets.layouts import SPLITS, load_dataset
 from sahay.errors import BadInput, SahayError
-from sahay.explain.faithfulness import DEFAULT_STEPS, deletion_insertion, random_map
+from sahay.explain.faithfulness import deletion_insertion, random_map
 from sahay.explain.methods import METHODS, Budget, MethodInput, get_method
-from sahay.fileio import atomic_write_text
+from sahay.explain.options import DEFAULT_STEPS
+from sahay.fileio import atomic_write_text, check_writable_folder
 from sahay.imaging import read_image
 from sahay.models.calibration import probabilities
 from sahay.models.predictor import Predictor
 from sahay.models.providers import get_provider
 from sahay.models.registry import find_bundle
-from sahay.pipeline import check_writable_folder
-from sahay.training.datasets import SPLITS, load_dataset
 
 RANDOM_REFERENCE = "random"
 DEFAULT_LIMIT = 50

@@ -10,31 +10,23 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from sahay.analysis import Faithfulness, Region
-from sahay.explain.faithfulness import DEFAULT_STEPS, deletion_insertion
+from sahay.explain.faithfulness import deletion_insertion
 from sahay.explain.lungs import detect_lung_fields
-from sahay.explain.methods import DEFAULT_METHOD, Budget, ExplanationMethod, MethodInput, get_method
+from sahay.explain.methods import ExplanationMethod, MethodInput, get_method
 from sahay.explain.methods.base import EvaluationProgress
-from sahay.explain.overlay import DEFAULT_OPACITY, to_image_geometry
+from sahay.explain.options import ExplainOptions
+from sahay.explain.overlay import to_image_geometry
 from sahay.explain.regions import describe_regions, find_regions, is_chest_radiograph
 from sahay.imaging import LoadedImage
 from sahay.models.calibration import probabilities
 from sahay.models.predictor import Prediction, Predictor
 from sahay.models.providers import get_provider
-
-
-@dataclass(frozen=True)
-class ExplainOptions:
-    method: str = DEFAULT_METHOD
-    budget: Budget = field(default_factory=Budget)
-    faithfulness: bool = True
-    faithfulness_steps: int = DEFAULT_STEPS
-    opacity: float = DEFAULT_OPACITY
 
 
 @dataclass(frozen=True)

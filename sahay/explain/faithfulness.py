@@ -19,8 +19,8 @@ from torch import nn
 from torchvision.transforms.functional import gaussian_blur
 
 from sahay.analysis import Faithfulness
+from sahay.explain.options import DEFAULT_STEPS
 
-DEFAULT_STEPS = 5
 ToProbability = Callable[[torch.Tensor], torch.Tensor]
 """Logits (N, labels) to the probabilities the user sees (temperature-scaled sigmoid or softmax)."""
 

@@ -23,10 +23,10 @@ from PIL import Image, ImageDraw, ImageFont
 
 from sahay.analysis import Region
 from sahay.errors import BadInput
+from sahay.explain.options import DEFAULT_OPACITY
 from sahay.models.preprocess import CropBox
 
 HEATMAP_MAX_SIDE = 512
-DEFAULT_OPACITY = 0.5
 COLORMAP = "cividis"
 COLORMAP_LUT: np.ndarray = np.rint(colormaps[COLORMAP](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(
     np.uint8

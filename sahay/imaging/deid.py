@@ -42,7 +42,7 @@ from pydicom.uid import (
     MediaStorageDirectoryStorage,
 )
 
-from sahay import __version__
+from sahay.about import __version__
 from sahay.errors import BadInput, describe_error
 from sahay.fileio import atomic_write_bytes, atomic_write_text
 from sahay.imaging.dicom import looks_like_dicom, malformed_attributes

@@ -12,6 +12,7 @@ import numpy as np
 from sahay.analysis import ImageFormat, ImageInfo
 from sahay.config import Settings, get_settings
 from sahay.errors import BadInput, InputTooLarge, UnsupportedFormat
+from sahay.fileio import check_input_file
 from sahay.imaging.dicom import OpenedDicom, looks_like_dicom, open_dicom
 from sahay.imaging.raster import OpenedRaster, open_raster, sniff_raster
 
@@ -71,19 +72,13 @@ def sniff_format(data: bytes) -> ImageFormat | None:
 
 
 def _read_within_limit(path: Path, settings: Settings) -> bytes:
+    check_input_file(path)
     try:
-        size = path.stat().st_size
-        if not path.is_file():
-            raise BadInput(f"{path} is not a file; give the path of an image file.")
-        _check_file_size(path.name, size, settings)
+        _check_file_size(path.name, path.stat().st_size, settings)
         with path.open("rb") as stream:
             # Read one byte past the limit, in case the file grew since stat().
             data = stream.read(settings.max_file_bytes + 1)
-    except FileNotFoundError as exc:
-        raise BadInput(f"{path} does not exist; check the path.") from exc
-    except PermissionError as exc:
-        raise BadInput(f"{path} cannot be read (permission denied); check its permissions.") from exc
-    except OSError as exc:  # a symlink loop, a name too long, an I/O error
+    except OSError as exc:  # removed or changed since the check
         raise BadInput(f"{path} cannot be read ({exc.strerror or exc}).") from exc
     _check_file_size(path.name, len(data), settings)
     if not data:

@@ -32,7 +32,7 @@ from sahay.errors import BadInput
 from sahay.fileio import atomic_write_text
 from sahay.knowledge.corpus import Article, ArticleSource, builtin_articles, parse_article
 from sahay.knowledge.corpus import sentences as prose_sentences
-from sahay.vectors import UsesVectorIndex, VectorIndex, collection_name
+from sahay.search.vectors import UsesVectorIndex, VectorIndex, collection_name
 
 CHUNK_WORDS = 120
 OVERLAP_WORDS = 30
@@ -157,7 +157,7 @@ class KnowledgeBase(UsesVectorIndex):
         self._ready = False
 
     def embedder(self) -> Any:
-        from sahay.embeddings import text_embedder  # loaded once per process, on first use
+        from sahay.search.embeddings import text_embedder  # loaded once per process, on first use
 
         return text_embedder(self.settings)
 

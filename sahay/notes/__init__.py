@@ -60,7 +60,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sahay.notes.models import NoteEntity, NoteReading, RiskFactors
+from sahay.analysis import NoteEntity, NoteReading, RiskFactors
 
 if TYPE_CHECKING:
     from sahay.notes.pipeline import NotesReader, decode_note, read_note

@@ -30,10 +30,11 @@ from sahay.analysis import (
     Flag,
     FusedFinding,
     Fusion,
+    NoteEntity,
     NoteEvidence,
+    NoteReading,
     Source,
 )
-from sahay.notes.models import NoteEntity, NoteReading
 
 
 def status_of(entity: NoteEntity) -> EvidenceStatus:

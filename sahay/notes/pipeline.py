@@ -40,8 +40,8 @@ from spacy.symbols import ORTH
 from spacy.tokens import Doc, Span
 from spacy.util import compile_suffix_regex
 
+from sahay.analysis import ENTITY_KINDS, NoteEntity, NoteReading, RiskFactors
 from sahay.errors import BadInput, describe_error
-from sahay.notes.models import ENTITY_KINDS, NoteEntity, NoteReading, RiskFactors
 
 RULES_DIR = Path(__file__).parent / "rules"
 BUILTIN_RULE_FILES = (

@@ -18,7 +18,7 @@ from pydicom import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from sahay import __version__
+from sahay.about import __version__
 from sahay.analysis import Analysis
 from sahay.errors import BadInput
 from sahay.reports.codes import ABSENT, PRESENT, REPORT_TYPE, SAHAY_DICOM_SCHEME, finding_code

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from sahay import DISCLAIMER, __version__
+from sahay.about import DISCLAIMER, __version__
 from sahay.analysis import Analysis, Finding
 from sahay.errors import BadInput
 

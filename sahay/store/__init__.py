@@ -13,7 +13,7 @@ from sahay.store.db import (
     reset_engines,
     session_scope,
 )
-from sahay.store.models import Base, CaseRecord, UTCDateTime
+from sahay.store.records import Base, CaseRecord, UTCDateTime
 
 __all__ = [
     "Base",

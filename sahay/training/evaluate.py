@@ -16,14 +16,13 @@ import numpy as np
 import torch
 
 from sahay.config import Settings, get_settings
+from sahay.datasets.layouts import LabelledDataset, load_dataset, scan_images
 from sahay.errors import BadInput
-from sahay.fileio import atomic_write_text
+from sahay.fileio import atomic_write_text, check_writable_folder
 from sahay.models.bundle import Bundle
 from sahay.models.calibration import probabilities
 from sahay.models.providers import get_provider
 from sahay.models.registry import find_bundle
-from sahay.pipeline import check_writable_folder
-from sahay.training.datasets import LabelledDataset, load_dataset, scan_images
 from sahay.training.inference import infer, truth_for_metrics
 from sahay.training.metrics import compute_metrics
 from sahay.training.plots import write_all_plots

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from sahay.config import Settings, get_settings
+from sahay.datasets.layouts import load_dataset, scan_images
 from sahay.errors import BadInput
 from sahay.models.bundle import Bundle, with_ood
 from sahay.models.ood import fit_reference
 from sahay.models.providers import get_provider
 from sahay.models.registry import find_bundle
-from sahay.training.datasets import load_dataset, scan_images
 from sahay.training.inference import infer
 from sahay.training.train import MIN_TRAIN_IMAGES, trained_on_greyscale
 

@@ -37,8 +37,19 @@ from torch.utils.data import DataLoader
 
 from sahay.analysis import Task
 from sahay.config import Settings, get_settings
-from sahay.errors import BadInput
-from sahay.fileio import atomic_write_bytes
+from sahay.datasets.layouts import (
+    Augment,
+    ImageDataset,
+    LabelledDataset,
+    ScanReport,
+    UncertainPolicy,
+    class_weights,
+    load_dataset,
+    scan_images,
+    write_manifest,
+)
+from sahay.errors import BadInput, ModelUnavailable
+from sahay.fileio import atomic_write_bytes, check_writable_folder
 from sahay.models.bundle import (
     Bundle,
     BundleManifest,
@@ -53,19 +64,7 @@ from sahay.models.calibration import MAX_TEMPERATURE, MIN_TEMPERATURE, fit_tempe
 from sahay.models.ood import fit_reference, to_bytes
 from sahay.models.preprocess import standard_input_spec
 from sahay.models.providers import Provider, efficientnet, get_provider
-from sahay.models.registry import check_bundle_destination, replace_folder
-from sahay.pipeline import check_writable_folder
-from sahay.training.datasets import (
-    Augment,
-    ImageDataset,
-    LabelledDataset,
-    ScanReport,
-    UncertainPolicy,
-    class_weights,
-    load_dataset,
-    scan_images,
-    write_manifest,
-)
+from sahay.models.registry import check_bundle_destination, find_installed, replace_folder
 from sahay.training.inference import infer, truth_for_metrics
 from sahay.training.metrics import choose_thresholds, compute_metrics, label_columns
 from sahay.training.tracking import tracked_run
@@ -279,7 +278,7 @@ class _Run:
         self.options, self.settings, self.progress = options, settings, progress
         labels = len(dataset.labels)
         torch.manual_seed(options.seed)
-        self.model: nn.Module = provider.pretrained(labels) if provider.pretrained else provider.build(labels)
+        self.model: nn.Module = initial_network(provider, labels, settings)
         self.head: nn.Module = self.model.get_submodule(provider.head)
         self.weights = class_weights(dataset, "train")
         augment = Augment(horizontal_flip=options.horizontal_flip)
@@ -537,3 +536,20 @@ def _summary_metrics(prefix: str, metrics: dict[str, Any]) -> dict[str, float]:
 def _bundle_name(raw: str) -> str:
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", raw).strip("-.") or "model"
     return name if name[0].isalnum() else f"m{name}"
+
+
+def initial_network(provider: Provider, num_outputs: int, settings: Settings) -> nn.Module:
+    """The network fine-tuning starts from: an installed model's features, ImageNet weights, or none."""
+    if provider.backbone_source is not None:
+        source = find_installed(provider.backbone_source, settings)
+        if source is None:
+            raise ModelUnavailable(
+                f"fine-tuning {provider.architecture} starts from the installed {provider.backbone_source} "
+                f"model; run `sahay models pull {provider.backbone_source}` (or import it) first"
+            )
+        head = f"{provider.head}."
+        features = {k: v for k, v in source.load_model().state_dict().items() if not k.startswith(head)}
+        model = provider.build(num_outputs)
+        model.load_state_dict(features, strict=False)
+        return model
+    return provider.pretrained(num_outputs) if provider.pretrained else provider.build(num_outputs)

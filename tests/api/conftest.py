@@ -30,12 +30,12 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import func, select
 
-from sahay.accounts import create_user
 from sahay.api.app import create_app
 from sahay.config import Settings
 from sahay.models.registry import import_path, installed
+from sahay.store.accounts import create_user
 from sahay.store.db import session_scope
-from sahay.store.models import AnalysisRecord
+from sahay.store.records import AnalysisRecord
 from sahay.training.synthetic import make_image
 from tests.factories import write_dicom
 

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from pydicom.data import get_testdata_file
 
-from sahay import DISCLAIMER
+from sahay.about import DISCLAIMER
 from sahay.models.registry import import_path
 from sahay.store.blobs import BlobStore
 from sahay.store.db import session_scope
-from sahay.store.models import AnalysisRecord
+from sahay.store.records import AnalysisRecord
 from sahay.training.synthetic import LABELS
 from tests.api.conftest import (
     API,

@@ -11,7 +11,7 @@ from sqlalchemy import delete, select, update
 
 from sahay.config import Settings
 from sahay.store.db import session_scope
-from sahay.store.models import AuditEvent
+from sahay.store.records import AuditEvent
 from tests.api.conftest import (
     API,
     DEMO,

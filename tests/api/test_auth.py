@@ -13,7 +13,7 @@ import pytest
 
 from sahay.api.security import ALGORITHM, signing_key
 from sahay.store.db import session_scope
-from sahay.store.models import UserRecord
+from sahay.store.records import UserRecord
 from tests.api.conftest import API, Account, World, bearer, create_account, token_pair, unique
 
 

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from sahay.cases.store import CaseLibrary
+from sahay.cases.library import CaseLibrary
 from sahay.config import Settings
 from sahay.models.registry import import_path
 from sahay.store.blobs import BlobStore
 from sahay.store.db import session_scope
-from sahay.store.models import AnalysisRecord
+from sahay.store.records import AnalysisRecord
 from tests.api.conftest import API, Account, World, login, make_settings, open_world, png_bytes
 
 # (diagnosis, drawn) of each case added to the library.

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from sahay import DISCLAIMER
+from sahay.about import DISCLAIMER
 from sahay.store.db import session_scope
-from sahay.store.models import ChatMessageRecord
+from sahay.store.records import ChatMessageRecord
 from tests.api.conftest import API, NOTE, Account, World, parse_sse, png_bytes
 
 FIRST = "What does the synthetic disc finding mean?"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sahay import __version__
+from sahay.about import __version__
 from sahay.api.app import WEB_DIR
 from tests.api.conftest import DEMO, World
 

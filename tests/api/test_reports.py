@@ -11,7 +11,7 @@ import pydicom
 import pytest
 from pydicom.uid import SecondaryCaptureImageStorage
 
-from sahay import DISCLAIMER
+from sahay.about import DISCLAIMER
 from tests.api.conftest import API, Account, World, dicom_bytes, study_uid
 
 

@@ -9,12 +9,12 @@ import pytest
 from PIL import Image
 from pydicom.data import get_testdata_file
 
+from sahay.cases.library import CaseLibrary
 from sahay.cases.query import analysis_query, image_query, text_query
 from sahay.cases.search import QueryVectors
-from sahay.cases.store import CaseLibrary
 from sahay.config import Settings
 from sahay.errors import BadInput
-from sahay.pipeline import analyze
+from sahay.services.analyze import analyze
 from sahay.training.synthetic import make_image
 from tests.factories import write_case_dataset, write_dicom, write_png
 

@@ -7,7 +7,7 @@ import pytest
 
 from sahay.cases.search import QueryVectors, Weights, rank, signal_collection
 from sahay.errors import BadInput
-from sahay.vectors import VectorIndex
+from sahay.search.vectors import VectorIndex
 
 SPACE, TEXT_SPACE = "model@1", "minilm"
 A, B, C = "a" * 32, "b" * 32, "c" * 32

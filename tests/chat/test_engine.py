@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sahay import DISCLAIMER
+from sahay.about import DISCLAIMER
 from sahay.chat import safety
 from sahay.chat.engine import Answer, Conversation
 from sahay.errors import BadInput

@@ -334,12 +334,12 @@ def test_a_bad_setting_is_one_line_and_exit_2(
 def test_an_unexpected_error_is_exit_1_without_a_traceback(
     demo_installed: Settings, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sahay.pipeline
+    import sahay.services.analyze
 
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("something nobody expected")
 
-    monkeypatch.setattr(sahay.pipeline, "read_image", explode)
+    monkeypatch.setattr(sahay.services.analyze, "read_image", explode)
     code, _, stderr = run_cli(capsys, "analyze", _generated_png(tmp_path), "--model", DEMO)
     assert code == 1
     assert "internal error: RuntimeError: something nobody expected" in stderr
@@ -361,7 +361,7 @@ def test_dicom_text_is_not_read_as_markup(demo_installed: Settings, tmp_path: Pa
 def test_an_image_of_the_models_own_kind_is_in_domain(
     demo_installed: Settings, tmp_path: Path, capsys
 ) -> None:
-    from sahay.demo import write_example_image
+    from sahay.services.demo import write_example_image
 
     example = tmp_path / "example.png"
     write_example_image(example)

@@ -13,10 +13,10 @@ from pydicom.data import get_testdata_file
 
 from sahay.analysis import Analysis
 from sahay.config import Settings
-from sahay.explain.explainer import ExplainOptions
+from sahay.explain.options import ExplainOptions
 from sahay.explain.methods import METHODS, Budget
 from sahay.models.bundle import Bundle
-from sahay.pipeline import analyze
+from sahay.services.analyze import analyze
 from sahay.training.synthetic import LABELS, make_image
 from tests.e2e.test_cli_analyze import DEMO, run_cli
 from tests.factories import write_png

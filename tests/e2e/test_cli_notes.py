@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from sahay.config import Settings
-from sahay.demo import write_example_image
 from sahay.models.registry import import_path
+from sahay.services.demo import write_example_image
 from tests.e2e.test_cli_analyze import DEMO, run_cli
 
 NOTE = "64 yo male, 40 pack-year smoker, 3 weeks of cough and weight loss, denies fever, history of TB"

@@ -12,7 +12,7 @@ import torchvision
 from sahay.config import Settings
 from sahay.errors import ModelUnavailable
 from sahay.models.providers import get_provider, known_architectures
-from sahay.training.train import train
+from sahay.training.train import initial_network, train
 from tests.factories import write_shapes_dataset
 from tests.training.conftest import FAST
 
@@ -66,13 +66,13 @@ def test_xrv_fine_tuning_starts_from_the_installed_chest_model(
     settings: Settings, tmp_path: Path, request
 ) -> None:
     with pytest.raises(ModelUnavailable, match="sahay models pull xrv-densenet121-res224-all"):
-        get_provider("xrv-densenet121").pretrained(2)  # type: ignore[misc]
+        initial_network(get_provider("xrv-densenet121"), 2, settings)
     request.getfixturevalue("xrv_server")
     from sahay.config import reload_settings
     from sahay.models.registry import pull
 
     source = pull("xrv-densenet121-res224-all", reload_settings()).load_model()
-    model = get_provider("xrv-densenet121").pretrained(2)  # type: ignore[misc]
+    model = initial_network(get_provider("xrv-densenet121"), 2, reload_settings())
     assert torch.equal(
         model.state_dict()["features.conv0.weight"], source.state_dict()["features.conv0.weight"]
     )

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from sahay.notes.models import NoteEntity, NoteReading
+from sahay.analysis import NoteEntity, NoteReading
 from sahay.notes.pipeline import BUILTIN_RULE_FILES, RULES_DIR, NotesReader, default_reader
 
 FLAGS = ("negated", "uncertain", "historical", "family", "hypothetical")

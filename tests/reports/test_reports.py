@@ -16,10 +16,10 @@ from pydicom.data import get_testdata_file
 from sahay.analysis import Analysis
 from sahay.config import Settings
 from sahay.errors import BadInput
-from sahay.pipeline import analyze
 from sahay.reports import export_report, render
 from sahay.reports.codes import FINDING_CODES
 from sahay.reports.model import build_report
+from sahay.services.analyze import analyze
 from tests.chat.conftest import chest_analysis
 from tests.e2e.test_cli_analyze import DEMO, run_cli
 from tests.system import require_program

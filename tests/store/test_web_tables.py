@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from sahay.config import Settings
 from sahay.store import reset_engines, session_scope
-from sahay.store.models import (
+from sahay.store.records import (
     AnalysisRecord,
     AuditEvent,
     ChatMessageRecord,

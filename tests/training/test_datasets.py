@@ -12,11 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from sahay.errors import BadInput
-from sahay.imaging.reader import read_image
-from sahay.models.bundle import InputSpec
-from sahay.models.preprocess import preprocess
-from sahay.training.datasets import (
+from sahay.datasets.layouts import (
     Augment,
     ImageDataset,
     LabelledDataset,
@@ -25,7 +21,11 @@ from sahay.training.datasets import (
     scan_images,
     write_manifest,
 )
-from sahay.training.datasets import class_weights as weights_for
+from sahay.datasets.layouts import class_weights as weights_for
+from sahay.errors import BadInput
+from sahay.imaging.reader import read_image
+from sahay.models.bundle import InputSpec
+from sahay.models.preprocess import preprocess
 from tests.factories import write_dicom, write_jpeg, write_png
 
 SPEC = InputSpec(size=16, channels=1, resize="stretch")

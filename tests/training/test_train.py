@@ -18,7 +18,7 @@ from sahay.config import Settings, reload_settings
 from sahay.errors import BadInput, ModelUnavailable
 from sahay.imaging import read_image
 from sahay.models.predictor import Predictor
-from sahay.pipeline import analyze
+from sahay.services.analyze import analyze
 from sahay.training.evaluate import evaluate
 from sahay.training.reference import fit_ood
 from sahay.training.tracking import list_runs, tracking_uri

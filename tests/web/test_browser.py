@@ -73,8 +73,8 @@ def server(demo_installed: Settings) -> Iterator[Server]:
     """The real web service in a background thread, with one clinician account."""
     import uvicorn
 
-    from sahay.accounts import create_user
     from sahay.api.app import create_app
+    from sahay.store.accounts import create_user
     from sahay.store.db import session_scope
 
     with session_scope(demo_installed) as session:

@@ -11,14 +11,14 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel
 
-from sahay import audit
 from sahay.analysis import Analysis
 from sahay.api.deps import CurrentUser, Job, Service, ServiceDep, SessionDep
 from sahay.errors import BadInput, SahayError
-from sahay.explain.explainer import ExplainOptions
+from sahay.explain.options import ExplainOptions
 from sahay.explain.methods import METHODS
-from sahay.store.models import AnalysisRecord, UserRecord
-from sahay.workspace import Upload
+from sahay.services.workspace import Upload
+from sahay.store import audit
+from sahay.store.records import AnalysisRecord, UserRecord
 
 router = APIRouter(tags=["analyses"])
 log = logging.getLogger("sahay.api")

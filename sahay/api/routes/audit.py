@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
 
-from sahay import audit
 from sahay.api.deps import AdminUser, SessionDep
-from sahay.store.models import AuditEvent
+from sahay.store import audit
+from sahay.store.records import AuditEvent
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 

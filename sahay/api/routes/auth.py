@@ -10,11 +10,11 @@ from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 from sqlalchemy import delete
 
-from sahay import audit
-from sahay.accounts import authenticate, find_user, get_user
 from sahay.api.deps import ServiceDep, SessionDep, client_address
 from sahay.errors import NotAuthenticated, NotFound
-from sahay.store.models import RefreshTokenRecord, UserRecord
+from sahay.store import audit
+from sahay.store.accounts import authenticate, find_user, get_user
+from sahay.store.records import RefreshTokenRecord, UserRecord
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 

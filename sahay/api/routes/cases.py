@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from sahay import audit
 from sahay.api.deps import CurrentUser, ServiceDep, SessionDep
+from sahay.store import audit
 
 router = APIRouter(tags=["cases"])
 

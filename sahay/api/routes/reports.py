@@ -7,10 +7,10 @@ import zipfile
 
 from fastapi import APIRouter, Response
 
-from sahay import audit
 from sahay.api.deps import CurrentUser, ServiceDep, SessionDep
 from sahay.errors import BadInput
 from sahay.reports import FORMATS
+from sahay.store import audit
 
 router = APIRouter(tags=["reports"])
 

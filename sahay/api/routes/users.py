@@ -7,10 +7,10 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
-from sahay import audit
-from sahay.accounts import create_user, list_users
 from sahay.api.deps import AdminUser, CurrentUser, SessionDep
-from sahay.store.models import UserRecord
+from sahay.store import audit
+from sahay.store.accounts import create_user, list_users
+from sahay.store.records import UserRecord
 
 router = APIRouter(prefix="/users", tags=["users"])
 

@@ -1,5 +1,8 @@
 """The explanation methods Sahay offers. A new method is one file here and one line in ``METHODS``.
 
+Method files import torch, pytorch-grad-cam and captum inside ``run``, so the registry itself is light:
+the CLI builds its help and the API its capabilities from it without loading them.
+
 Example:
     >>> sorted(METHODS)
     ['eigencam', 'gradcam', 'gradcam++', 'hirescam', 'layercam', 'occlusion', 'shap']
@@ -8,12 +11,11 @@ Example:
 from __future__ import annotations
 
 from sahay.errors import BadInput
-from sahay.explain.methods.base import Budget, ExplanationMethod, MethodInput, MethodResult
+from sahay.explain.methods.base import ExplanationMethod, MethodInput, MethodResult
 from sahay.explain.methods.cam import EIGENCAM, GRADCAM, GRADCAM_PLUS_PLUS, HIRESCAM, LAYERCAM
 from sahay.explain.methods.occlusion import OCCLUSION
 from sahay.explain.methods.shapley import SHAPLEY
-
-DEFAULT_METHOD = "gradcam"
+from sahay.explain.options import DEFAULT_METHOD, Budget
 
 METHODS: dict[str, ExplanationMethod] = {
     method.name: method

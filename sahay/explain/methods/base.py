@@ -4,35 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-import torch
-from torch import nn
+from sahay.explain.options import Budget
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from torch import nn
 
 EvaluationProgress = Callable[[int, int], None]
 """Called with (model evaluations done, expected total) by methods that perturb the input."""
-
-DEFAULT_MAX_EVALUATIONS = 64
-"""Perturbation budget per image: about 12 s for a DenseNet121 at 224 px on 2 CPU cores."""
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Bounds on the work of perturbation methods; CAM methods need one pass and ignore it."""
-
-    max_evaluations: int = DEFAULT_MAX_EVALUATIONS
-    batch_size: int = 16
-    patch_fraction: float = 0.25
-    """Occlusion window side as a share of the input side."""
-
-    def __post_init__(self) -> None:
-        if self.max_evaluations < 2:
-            raise ValueError(f"max_evaluations must be at least 2, got {self.max_evaluations}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
-        if not 0.0 < self.patch_fraction <= 1.0:
-            raise ValueError(f"patch_fraction must be in (0, 1], got {self.patch_fraction}")
 
 
 @dataclass(frozen=True)
@@ -67,6 +49,8 @@ class ExplanationMethod:
 
 def positive_part_scaled(attribution: np.ndarray) -> np.ndarray:
     """Keep the evidence for the label (positive attribution) and scale it to [0, 1]."""
+    import numpy as np
+
     positive = np.clip(np.nan_to_num(attribution.astype(np.float32)), 0.0, None)
     peak = float(positive.max()) if positive.size else 0.0
     return positive / peak if peak > 0 else positive

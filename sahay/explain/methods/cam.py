@@ -7,20 +7,24 @@ All labels are computed in one batched forward and backward pass.
 
 from __future__ import annotations
 
-import numpy as np
-from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM
-from pytorch_grad_cam.base_cam import BaseCAM
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    pass
+
 
 from sahay.explain.methods.base import ExplanationMethod, MethodInput, MethodResult
 
 _ONE_PASS = "one forward and backward pass for all findings"
 
 
-def _cam(
-    name: str, title: str, cam_class: type[BaseCAM], *, class_specific: bool = True
-) -> ExplanationMethod:
+def _cam(name: str, title: str, cam_class_name: str, *, class_specific: bool = True) -> ExplanationMethod:
     def run(request: MethodInput) -> MethodResult:
+        import numpy as np
+        import pytorch_grad_cam
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+        cam_class = getattr(pytorch_grad_cam, cam_class_name)
         if not request.label_indices:
             return MethodResult([], 0)
         layer = request.model.get_submodule(request.cam_layer)
@@ -35,9 +39,9 @@ def _cam(
     return ExplanationMethod(name, title, "cam", class_specific, _ONE_PASS, run)
 
 
-GRADCAM = _cam("gradcam", "Grad-CAM", GradCAM)
-GRADCAM_PLUS_PLUS = _cam("gradcam++", "Grad-CAM++", GradCAMPlusPlus)
-HIRESCAM = _cam("hirescam", "HiResCAM", HiResCAM)
-LAYERCAM = _cam("layercam", "LayerCAM", LayerCAM)
+GRADCAM = _cam("gradcam", "Grad-CAM", "GradCAM")
+GRADCAM_PLUS_PLUS = _cam("gradcam++", "Grad-CAM++", "GradCAMPlusPlus")
+HIRESCAM = _cam("hirescam", "HiResCAM", "HiResCAM")
+LAYERCAM = _cam("layercam", "LayerCAM", "LayerCAM")
 # EigenCAM is the first principal component of the activations: it never looks at the target.
-EIGENCAM = _cam("eigencam", "EigenCAM", EigenCAM, class_specific=False)
+EIGENCAM = _cam("eigencam", "EigenCAM", "EigenCAM", class_specific=False)

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import math
 
-from captum.attr import Occlusion
-
 from sahay.explain.methods.base import ExplanationMethod, MethodInput, MethodResult
-from sahay.explain.methods.perturbation import CountingForward, channel_means, per_label_result
 
 
 def window_plan(side: int, patch_fraction: float, max_evaluations: int) -> tuple[int, int, int]:
@@ -36,6 +33,10 @@ def window_plan(side: int, patch_fraction: float, max_evaluations: int) -> tuple
 
 
 def _run(request: MethodInput) -> MethodResult:
+    from captum.attr import Occlusion
+
+    from sahay.explain.methods.perturbation import CountingForward, channel_means, per_label_result
+
     image = request.input_tensor.unsqueeze(0)
     channels, height, width = request.input_tensor.shape
     window, stride, per_axis = window_plan(

@@ -9,12 +9,12 @@ Permutations are seeded, so the same image gives the same map.
 from __future__ import annotations
 
 import math
-
-import torch
-from captum.attr import ShapleyValueSampling
+from typing import TYPE_CHECKING
 
 from sahay.explain.methods.base import ExplanationMethod, MethodInput, MethodResult
-from sahay.explain.methods.perturbation import CountingForward, channel_means, per_label_result
+
+if TYPE_CHECKING:
+    import torch
 
 GRID = 4
 SEED = 0
@@ -34,12 +34,19 @@ def sampling_plan(max_evaluations: int, grid: int = GRID) -> tuple[int, int]:
 
 def tile_mask(height: int, width: int, grid: int) -> torch.Tensor:
     """(1, 1, H, W) tile numbers, row-major, ``grid`` tiles a side."""
+    import torch
+
     rows = torch.arange(height) * grid // height
     columns = torch.arange(width) * grid // width
     return (rows[:, None] * grid + columns[None, :])[None, None]
 
 
 def _run(request: MethodInput) -> MethodResult:
+    import torch
+    from captum.attr import ShapleyValueSampling
+
+    from sahay.explain.methods.perturbation import CountingForward, channel_means, per_label_result
+
     image = request.input_tensor.unsqueeze(0)
     height, width = request.input_tensor.shape[-2:]
     grid, permutations = sampling_plan(request.budget.max_evaluations)

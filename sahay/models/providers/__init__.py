@@ -1,17 +1,21 @@
 """Providers build a bundle's network and name the layer that heatmaps read.
 
 A provider is registered once here by its ``architecture`` name, the value that
-``bundle.json`` stores. Adding an architecture is one module plus one line below.
+``bundle.json`` stores. Adding an architecture is one module plus one line below. Provider
+modules import their libraries (torch, torchvision, torchxrayvision) inside ``build``, so that
+listing the architectures (CLI help, the capabilities endpoint) loads none of them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from sahay.errors import ModelUnavailable
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,8 @@ class Provider:
     """Dotted module path of the final linear layer, trained alone before the whole network."""
     pretrained: Callable[[int], nn.Module] | None = None
     """The network with pretrained backbone weights available offline and a new head, if there are any."""
+    backbone_source: str | None = None
+    """An installed model whose features start fine-tuning (training looks it up), if any."""
 
 
 def _registry() -> dict[str, Provider]:

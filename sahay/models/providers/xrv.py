@@ -2,15 +2,17 @@
 
 The architecture builds without weights; released weights are fetched or imported by
 ``sahay.models.catalog`` and converted to a plain state dict before they enter a bundle.
+Fine-tuning starts from the installed ``BACKBONE_SOURCE`` model's features (``backbone_source``).
 """
 
 from __future__ import annotations
 
-import torchxrayvision as xrv
-from torch import nn
+from typing import TYPE_CHECKING
 
-from sahay.errors import ModelUnavailable
 from sahay.models.providers import Provider
+
+if TYPE_CHECKING:
+    from torch import nn
 
 ARCHITECTURE = "xrv-densenet121"
 
@@ -20,25 +22,10 @@ BACKBONE_SOURCE = "xrv-densenet121-res224-all"
 
 
 def build(num_outputs: int) -> nn.Module:
+    import torchxrayvision as xrv
+
     # weights=None and no op_threshs: forward() returns raw logits, which Sahay calibrates itself.
     return xrv.models.DenseNet(weights=None, num_classes=num_outputs)
-
-
-def pretrained(num_outputs: int) -> nn.Module:
-    """The installed TorchXRayVision model's features, with a new head of ``num_outputs``."""
-    from sahay.config import get_settings
-    from sahay.models.registry import find_installed
-
-    source = find_installed(BACKBONE_SOURCE, get_settings())
-    if source is None:
-        raise ModelUnavailable(
-            f"fine-tuning xrv-densenet121 starts from the installed {BACKBONE_SOURCE} model; "
-            f"run `sahay models pull {BACKBONE_SOURCE}` (or import it) first"
-        )
-    features = {k: v for k, v in source.load_model().state_dict().items() if not k.startswith("classifier.")}
-    model = build(num_outputs)
-    model.load_state_dict(features, strict=False)
-    return model
 
 
 PROVIDER = Provider(
@@ -49,5 +36,5 @@ PROVIDER = Provider(
     cam_layer="features.denseblock4",
     in_channels=1,
     head="classifier",
-    pretrained=pretrained,
+    backbone_source=BACKBONE_SOURCE,
 )

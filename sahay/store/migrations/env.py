@@ -12,7 +12,7 @@ from sqlalchemy import Connection
 
 from sahay.config import get_settings
 from sahay.store.db import build_engine, database_url
-from sahay.store.models import Base
+from sahay.store.records import Base
 
 target_metadata = Base.metadata
 

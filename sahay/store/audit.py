@@ -11,7 +11,7 @@ from typing import Any, Literal
 from sqlalchemy import event, select
 from sqlalchemy.orm import ORMExecuteState, Session
 
-from sahay.store.models import AuditEvent, UserRecord
+from sahay.store.records import AuditEvent, UserRecord
 
 Action = Literal["login", "login-failed", "logout", "create", "view", "export", "delete", "chat", "search"]
 

@@ -24,16 +24,16 @@ from PIL import Image
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from sahay import audit
 from sahay.analysis import Analysis, Explanation
 from sahay.config import Settings
 from sahay.errors import BadInput, InputTooLarge, ModelUnavailable, NotFound, ServiceUnavailable
-from sahay.explain.explainer import ExplainOptions
+from sahay.explain.options import ExplainOptions
 from sahay.imaging.raster import png_bytes
 from sahay.models.predictor import PredictorCache
+from sahay.store import audit
 from sahay.store.blobs import BlobStore
 from sahay.store.db import session_scope
-from sahay.store.models import AnalysisRecord, CaseRecord, ChatMessageRecord, UserRecord
+from sahay.store.records import AnalysisRecord, CaseRecord, ChatMessageRecord, UserRecord
 
 MAX_NOTES_CHARS = 20_000
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -66,7 +66,7 @@ class Workspace:
 
     def create(self, owner: UserRecord, upload: Upload) -> tuple[AnalysisRecord, Analysis]:
         """Analyse an upload and store it. On any failure nothing is left behind."""
-        from sahay.pipeline import analyze
+        from sahay.services.analyze import analyze
 
         if len(upload.data) > self.settings.max_file_bytes:
             raise InputTooLarge(
@@ -290,7 +290,7 @@ class Workspace:
         allows one client per folder)."""
         if self._index is None:
             try:
-                from sahay.vectors import VectorIndex
+                from sahay.search.vectors import VectorIndex
 
                 self._index = VectorIndex.open(self.settings)
             except ImportError as exc:
@@ -320,8 +320,8 @@ class Workspace:
         return render(analysis, report_format, analysis_dir=self.folder(record), source=source)
 
     def similar(self, record: AnalysisRecord, k: int = 5) -> list[Any]:
+        from sahay.cases.library import CaseLibrary
         from sahay.cases.query import analysis_query
-        from sahay.cases.store import CaseLibrary
 
         with self._search_lock:
             if self._cases is None:

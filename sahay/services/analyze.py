@@ -1,6 +1,8 @@
-"""The analysis flow: read the image, pick and run the model, explain, and write the result.
+"""Analyse one image: read it, pick and run the model, read the note, explain, and write the result.
 
-The CLI, the API and the library all call ``analyze``; none of them holds logic of its own.
+The CLI, the API, ``sahay pacs analyze`` and the library all come through ``run_analysis``.
+Heavy libraries load inside it, after the request has been checked, so that a wrong path or
+an unknown method is refused at once.
 
 Example:
     >>> analysis = analyze("chest.dcm", out_dir="out")      # doctest: +SKIP
@@ -14,25 +16,30 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from sahay.analysis import DEMONSTRATION_BANNER, DEMONSTRATION_NOTICE, Analysis, Explanation, Finding
+from sahay.analysis import (
+    DEMONSTRATION_BANNER,
+    DEMONSTRATION_NOTICE,
+    Analysis,
+    Explanation,
+    Finding,
+    NoteReading,
+)
 from sahay.config import Settings, get_settings
 from sahay.errors import BadInput, OutOfDomain
-from sahay.explain.explainer import ExplainOptions, ExplanationSet, explain_prediction
-from sahay.explain.methods.base import EvaluationProgress
-from sahay.explain.overlay import render_overlay, render_side_by_side
-from sahay.fileio import atomic_write_text
-from sahay.imaging import LoadedImage, read_image
-from sahay.models.bundle import Bundle
-from sahay.models.domain import assess, metadata_problems
-from sahay.models.download import ProgressCallback
-from sahay.models.predictor import Prediction, Predictor
-from sahay.models.registry import resolve
-from sahay.notes.fusion import fuse
-from sahay.notes.models import NoteReading
+from sahay.explain.methods import get_method
+from sahay.explain.options import ExplainOptions
+from sahay.fileio import atomic_write_text, check_input_file, check_writable_folder
+from sahay.progress import Progress, counter, report
+
+if TYPE_CHECKING:
+    from sahay.explain.explainer import ExplanationSet
+    from sahay.imaging import LoadedImage
+    from sahay.models.bundle import Bundle
+    from sahay.models.predictor import Prediction, Predictor
 
 HEATMAP_DIR = "heatmaps"
 TOP_K_WHEN_NONE_POSITIVE = 3
@@ -42,72 +49,112 @@ MIN_IMAGE_SIDE = 16
 """Smaller images hold too little to classify; models would still answer, confidently."""
 DEFAULT_OUT_ROOT = Path("sahay-out")
 
-StepCallback = Callable[[str], None]
+LoadPredictor = Callable[["Bundle"], "Predictor"]
+"""Turns the chosen bundle into a predictor; a long-lived caller passes its cache."""
+
+
+@dataclass(frozen=True)
+class AnalyzeRequest:
+    """What to analyse and how. ``out_dir`` None: classify only, write nothing, explain nothing."""
+
+    image: Path
+    model: str | None = None
+    """An installed model's name or a bundle folder; None picks one from the image."""
+    out_dir: Path | None = None
+    notes: str | None = None
+    """The clinical note that came with the image; it is read and fused with the findings."""
+    heatmaps: bool = True
+    explain: ExplainOptions = field(default_factory=ExplainOptions)
+    keep_identifiers: bool = False
+    force: bool = False
+    """Analyse an image the model was not made for, with a warning, instead of refusing it."""
+
+    def check(self) -> None:
+        """Refuse what can be refused before anything heavy loads: the method, the file, the folder."""
+        get_method(self.explain.method)
+        check_input_file(self.image)
+        if self.out_dir is not None:
+            check_writable_folder(self.out_dir)
 
 
 def analyze(
-    image_path: str | os.PathLike[str],
+    image: str | os.PathLike[str],
     *,
-    model: str | None = None,
-    out_dir: str | os.PathLike[str] | None = None,
-    heatmaps: bool = True,
-    keep_identifiers: bool = False,
     settings: Settings | None = None,
-    download_progress: ProgressCallback | None = None,
-    on_step: StepCallback | None = None,
-    predictor: Predictor | None = None,
-    force: bool = False,
-    notes: str | None = None,
-    explain: ExplainOptions | None = None,
-    explain_progress: EvaluationProgress | None = None,
-    load_predictor: Callable[[Bundle], Predictor] | None = None,
+    progress: Progress | None = None,
+    **options: Any,
 ) -> Analysis:
-    """Analyse one image and, when ``out_dir`` is given, write ``analysis.json`` and overlays there.
+    """Analyse one image; ``options`` are ``AnalyzeRequest``'s fields (model, out_dir, notes, ...)."""
+    if options.get("out_dir") is not None:
+        options["out_dir"] = Path(options["out_dir"])
+    return run_analysis(AnalyzeRequest(Path(image), **options), settings=settings, progress=progress)
+
+
+def load_model(name: str, settings: Settings | None = None) -> Predictor:
+    """An installed model (by name) or a bundle folder, loaded and ready to ``predict``."""
+    from sahay.models.predictor import Predictor
+    from sahay.models.registry import find_bundle
+
+    return Predictor(find_bundle(name, settings or get_settings()))
+
+
+def run_analysis(
+    request: AnalyzeRequest,
+    *,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+    load_predictor: LoadPredictor | None = None,
+) -> Analysis:
+    """Analyse one image and, when ``request.out_dir`` is given, write ``analysis.json`` and overlays.
 
     Bad input raises a ``SahayError`` before anything is written. An image the model was not
-    made for raises ``OutOfDomain`` unless ``force``, which analyses it with a warning instead.
-    ``predictor`` lets a long-lived caller (the web service) reuse a loaded model. ``notes`` is
-    the clinical note that came with the image; it is read and fused with the findings.
-    ``load_predictor`` turns the chosen bundle into a predictor (a service passes its cache).
-    ``explain`` picks the explanation method and its budget (Grad-CAM by default);
-    ``explain_progress`` hears (done, total) model evaluations of perturbation methods.
+    made for raises ``OutOfDomain`` unless ``request.force``.
     """
+    request.check()
     settings = settings or get_settings()
-    step = on_step or (lambda _message: None)
-    out = Path(out_dir) if out_dir is not None else None
-    if out is not None:
-        check_writable_folder(out)
-    reading = None
-    if notes is not None:
-        from sahay.notes.pipeline import read_note  # spaCy loads only when a note comes with the image
+    from sahay.imaging import read_image
+    from sahay.models.predictor import Predictor
+    from sahay.models.registry import resolve
 
-        step("reading the note")
-        reading = read_note(notes)
-    step("reading image")
-    image = read_image(image_path, keep_identifiers=keep_identifiers, settings=settings)
+    reading = None
+    if request.notes is not None:
+        from sahay.notes import read_note  # spaCy loads only when a note comes with the image
+
+        report(progress, "reading the note")
+        reading = read_note(request.notes)
+    report(progress, "reading image")
+    image = read_image(request.image, keep_identifiers=request.keep_identifiers, settings=settings)
     if min(image.info.rows, image.info.columns) < MIN_IMAGE_SIDE:
         raise BadInput(
             f"{image.info.filename} is {image.info.columns}x{image.info.rows} pixels; Sahay needs at least "
             f"{MIN_IMAGE_SIDE} pixels on each side to analyse an image."
         )
-    if predictor is None:
-        step("loading model")
-        bundle, model_choice = resolve(model, image.info, settings, progress=download_progress)
-        predictor = (load_predictor or Predictor)(bundle)
-    else:
-        model_choice = []
-    step(f"running {predictor.manifest.name}")
-    analysis, prediction = classify(image, predictor, force=force, notes=reading, model_choice=model_choice)
-    if out is None:
+    report(progress, "loading model")
+    bundle, model_choice = resolve(
+        request.model, image.info, settings, progress=counter(progress, "downloading", unit="bytes")
+    )
+    predictor = (load_predictor or Predictor)(bundle)
+    report(progress, f"running {predictor.manifest.name}")
+    analysis, prediction = classify(
+        image, predictor, force=request.force, notes=reading, model_choice=model_choice
+    )
+    if request.out_dir is None:
         return analysis
-    options = explain or ExplainOptions()
+    options = request.explain
     explained = None
-    if heatmaps:
-        step(f"explaining ({options.method})")
+    if request.heatmaps:
+        from sahay.explain.explainer import explain_prediction
+
+        report(progress, f"explaining ({options.method})")
         explained = explain_prediction(
-            predictor, prediction, image, heatmap_targets(analysis.findings), options, explain_progress
+            predictor,
+            prediction,
+            image,
+            heatmap_targets(analysis.findings),
+            options,
+            counter(progress, f"explaining ({options.method})", unit="evaluations"),
         )
-    _write_outputs(analysis, image, explained, predictor, out, options.opacity)
+    _write_outputs(analysis, image, explained, predictor, request.out_dir, options.opacity)
     return analysis
 
 
@@ -124,6 +171,9 @@ def classify(
     Raises ``OutOfDomain`` for an image the model was not made for, unless ``force``.
     ``model_choice`` holds the sentences that explain how the model was picked.
     """
+    from sahay.models.domain import assess, metadata_problems
+    from sahay.notes.fusion import fuse
+
     manifest = predictor.manifest
     problems = metadata_problems(image.info, manifest, predictor.ood)
     if problems and not force:
@@ -177,15 +227,6 @@ def default_out_dir(image_path: str | os.PathLike[str]) -> Path:
     return DEFAULT_OUT_ROOT / Path(image_path).stem
 
 
-def check_writable_folder(folder: Path) -> None:
-    """Refuse an output folder that cannot be created or written, before any work is done."""
-    if folder.exists() and not folder.is_dir():
-        raise BadInput(f"--out {folder} is a file, not a folder; give a folder for the results.")
-    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise BadInput(f"cannot write results to {folder}: {existing} is not a writable folder.")
-
-
 def heatmap_targets(findings: list[Finding]) -> list[int]:
     """Indices of the positive findings, or of the top three when none is positive."""
     positive = [i for i, f in enumerate(findings) if f.positive]
@@ -235,6 +276,10 @@ def _stage_explanations(
     staging: Path,
     opacity: float,
 ) -> None:
+    import numpy as np
+
+    from sahay.explain.overlay import render_overlay, render_side_by_side
+
     manifest = predictor.manifest
     method = explained.method
     folder = staging / HEATMAP_DIR

@@ -44,8 +44,8 @@ from sahay.imaging.raster import png_bytes
 from sahay.models.bundle import Bundle
 from sahay.models.predictor import Prediction, Predictor
 from sahay.models.registry import find_bundle
+from sahay.search.vectors import UsesVectorIndex, VectorIndex
 from sahay.store import BlobStore, CaseRecord, session_scope
-from sahay.vectors import UsesVectorIndex, VectorIndex
 
 THUMBNAIL_SIDE = 256
 
@@ -154,7 +154,7 @@ class CaseLibrary(UsesVectorIndex):
         tags: Sequence[str] = (),
         source: str | None = None,
     ) -> str:
-        """Add a case from an analysis made in this process (``sahay.pipeline.classify``)."""
+        """Add a case from an analysis made in this process (``sahay.services.analyze.classify``)."""
         return self._store(analysis, image, prediction, diagnosis, None, notes, tags, None, source)
 
     def _store(
@@ -233,7 +233,7 @@ class CaseLibrary(UsesVectorIndex):
             self.index.upsert(collection, [record.id], vector[None, :], [payload])
 
     def text_embedder(self) -> Any:
-        from sahay.embeddings import text_embedder  # loaded once per process, on first use
+        from sahay.search.embeddings import text_embedder  # loaded once per process, on first use
 
         return text_embedder(self.settings)
 
@@ -251,8 +251,8 @@ class CaseLibrary(UsesVectorIndex):
         Resumable: images already imported from this dataset with this model are skipped without
         being read again. Images the model refuses (out of domain) are listed, not added.
         """
-        from sahay.pipeline import classify
-        from sahay.training.datasets import SPLITS, load_dataset
+        from sahay.datasets.layouts import SPLITS, load_dataset
+        from sahay.services.analyze import classify
 
         predictor = Predictor(find_bundle(model, self.settings))
         manifest = predictor.manifest
@@ -513,7 +513,7 @@ def _relative(path: Path, base: Path) -> str:
 
 
 def _new_id() -> str:
-    from sahay.store.models import new_id
+    from sahay.store.records import new_id
 
     return new_id()
 

@@ -23,7 +23,7 @@ from torch import nn
 
 from sahay.analysis import Analysis
 from sahay.config import Settings
-from sahay.fileio import atomic_write_bytes
+from sahay.fileio import atomic_write_bytes, check_writable_folder
 from sahay.models.bundle import (
     MANIFEST_NAME,
     Bundle,
@@ -40,7 +40,7 @@ from sahay.models.predictor import logits_and_features
 from sahay.models.preprocess import preprocess, standard_input_spec
 from sahay.models.providers import efficientnet
 from sahay.models.registry import model_folder, replace_folder
-from sahay.pipeline import analyze, check_writable_folder
+from sahay.services.analyze import analyze
 from sahay.training.synthetic import LABELS, SyntheticImage, make_dataset, make_image
 
 DEMO_MODEL_NAME = "sahay-demo-synthetic"

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from sahay.errors import BadInput, Conflict, NotAuthenticated, NotFound, TooManyAttempts
-from sahay.store.models import UserRecord
+from sahay.store.records import UserRecord
 
 if TYPE_CHECKING:
     from argon2 import PasswordHasher

@@ -27,7 +27,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from sahay import __version__
+from sahay.about import __version__
 from sahay.analysis import DEMONSTRATION_BANNER, Analysis
 from sahay.config import get_settings
 from sahay.errors import BadInput, SahayError
@@ -154,10 +154,10 @@ def analyze(
     ] = None,
 ) -> None:
     """Classify an image, show where the model looked, and write analysis.json."""
-    from sahay.explain.explainer import ExplainOptions
+    from sahay.explain.options import ExplainOptions
     from sahay.explain.methods import Budget, get_method
-    from sahay.pipeline import analyze as run_analysis
-    from sahay.pipeline import default_out_dir
+    from sahay.services.analyze import analyze as run_analysis
+    from sahay.services.analyze import default_out_dir
 
     get_method(explain)  # an unknown method is refused before the image is read
     note_text = _note_text(notes, notes_file)
@@ -361,8 +361,8 @@ def users_create(
     ] = None,
 ) -> None:
     """Create a user (the first administrator, or any user)."""
-    from sahay import audit
-    from sahay.accounts import create_user
+    from sahay.store import audit
+    from sahay.store.accounts import create_user
     from sahay.store.db import session_scope
 
     if password is None:
@@ -384,7 +384,7 @@ def users_create(
 @users_app.command("list")
 def users_list() -> None:
     """List the web service's users."""
-    from sahay.accounts import list_users
+    from sahay.store.accounts import list_users
     from sahay.store.db import session_scope
 
     table = _table("User", "Role", "Created", "Id")
@@ -404,7 +404,7 @@ def audit_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
     """Show the audit log: who created, viewed, exported or deleted what, and when."""
-    from sahay import audit
+    from sahay.store import audit
     from sahay.store.db import session_scope
 
     with session_scope() as session:
@@ -519,7 +519,7 @@ def demo(
     retrain: Annotated[bool, typer.Option("--retrain", help="Train the demonstration bundle again.")] = False,
 ) -> None:
     """Train a demonstration model on synthetic images and analyse a synthetic example (offline)."""
-    from sahay.demo import DEMO_MODEL_NAME, EXAMPLE_NAME, run_demo
+    from sahay.services.demo import DEMO_MODEL_NAME, EXAMPLE_NAME, run_demo
 
     with _stage_bar() as bar:
         task = bar.add_task("preparing the demonstration model", total=None)
@@ -964,7 +964,7 @@ def cases_add(
     tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag; repeat for more.")] = None,
 ) -> None:
     """Add an analysed image to the case library (de-identified)."""
-    from sahay.cases.store import CaseLibrary
+    from sahay.cases.library import CaseLibrary
 
     with CaseLibrary() as library:
         case = library.add_analysis(
@@ -989,7 +989,7 @@ def cases_import(
     text_column: FreeTextColumn = None,
 ) -> None:
     """Import every image of a dataset as a case, its label as the confirmed diagnosis (resumable)."""
-    from sahay.cases.store import CaseLibrary
+    from sahay.cases.library import CaseLibrary
 
     options = _dataset_options(
         labels, image_column=image_column, split_column=split_column, text_column=text_column
@@ -1016,7 +1016,7 @@ def cases_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List the cases in the library."""
-    from sahay.cases.store import CaseLibrary
+    from sahay.cases.library import CaseLibrary
 
     with CaseLibrary() as library:
         cases = library.list_cases(limit=limit, modality=modality, tag=tag)
@@ -1042,7 +1042,7 @@ def cases_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show one case."""
-    from sahay.cases.store import CaseLibrary
+    from sahay.cases.library import CaseLibrary
 
     with CaseLibrary() as library:
         case = library.get(case_id)
@@ -1065,7 +1065,7 @@ def cases_show(
 @cases_app.command("remove")
 def cases_remove(case_id: Annotated[str, typer.Argument(help="The case's id.")]) -> None:
     """Delete a case, its vectors and its files."""
-    from sahay.cases.store import CaseLibrary
+    from sahay.cases.library import CaseLibrary
 
     with CaseLibrary() as library:
         library.remove(case_id)
@@ -1075,7 +1075,7 @@ def cases_remove(case_id: Annotated[str, typer.Argument(help="The case's id.")])
 @cases_app.command("reindex")
 def cases_reindex() -> None:
     """Write every case's vectors into the configured index again (e.g. after setting SAHAY_QDRANT_URL)."""
-    from sahay.cases.store import CaseLibrary
+    from sahay.cases.library import CaseLibrary
 
     with CaseLibrary() as library, _stage_bar() as bar:
         task_id = bar.add_task("re-embedding cases", total=None)
@@ -1099,9 +1099,9 @@ def cases_search(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Find the cases most similar to an image, an analysis or words."""
+    from sahay.cases.library import CaseLibrary
     from sahay.cases.query import analysis_query, image_query, text_query
     from sahay.cases.search import MODES, Weights
-    from sahay.cases.store import CaseLibrary
 
     given = [
         name for name, value in (("--image", image), ("--analysis", analysis), ("--text", text)) if value
@@ -1434,7 +1434,7 @@ def pacs_query(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Search the archive (QIDO-RS) for studies by patient, date or modality, newest first."""
-    from sahay.pacs import Archive
+    from sahay.pacs.client import Archive
 
     archive = Archive.from_settings(get_settings())
     if study is not None:
@@ -1485,7 +1485,7 @@ def pacs_pull(
     ] = None,
 ) -> None:
     """Download a study or one series (WADO-RS): one <SOPInstanceUID>.dcm per instance."""
-    from sahay.pacs import Archive, default_pull_dir
+    from sahay.pacs.client import Archive, default_pull_dir
 
     archive = Archive.from_settings(get_settings())
     destination = out_dir or default_pull_dir(study)
@@ -1503,7 +1503,7 @@ def pacs_push(
 
     Exits 1 when the archive refused some instances (each is named on stderr).
     """
-    from sahay.pacs import Archive
+    from sahay.pacs.client import Archive
 
     archive = Archive.from_settings(get_settings())
     with err.status("pushing to the archive"):
@@ -1545,7 +1545,7 @@ def pacs_analyze(
 
     Exits 1 when no image could be analysed or the archive refused a result.
     """
-    from sahay.pacs import Archive, analyze_study, default_analysis_dir
+    from sahay.pacs.client import Archive, analyze_study, default_analysis_dir
 
     settings = get_settings()
     archive = Archive.from_settings(settings)

@@ -1,0 +1,1 @@
+"""The hospital archive over DICOMweb (QIDO-RS, WADO-RS, STOW-RS)."""
