@@ -37,7 +37,7 @@ from sahay.cases.search import (
     signal_collection,
 )
 from sahay.config import Settings, get_settings
-from sahay.errors import BadInput, SahayError
+from sahay.errors import BadInput
 from sahay.fileio import sha256_file
 from sahay.imaging import LoadedImage, read_image
 from sahay.imaging.raster import png_bytes
@@ -236,61 +236,6 @@ class CaseLibrary(UsesVectorIndex):
         from sahay.search.embeddings import text_embedder  # loaded once per process, on first use
 
         return text_embedder(self.settings)
-
-    def import_dataset(
-        self,
-        data: Path,
-        *,
-        model: str,
-        split: str | None = None,
-        progress: Callable[[int, int], None] | None = None,
-        **dataset_options: Any,
-    ) -> ImportReport:
-        """Each image of an ImageFolder or CSV dataset becomes a case, its label the confirmed diagnosis.
-
-        Resumable: images already imported from this dataset with this model are skipped without
-        being read again. Images the model refuses (out of domain) are listed, not added.
-        """
-        from sahay.datasets.layouts import SPLITS, load_dataset
-        from sahay.services.analyze import classify
-
-        predictor = Predictor(find_bundle(model, self.settings))
-        manifest = predictor.manifest
-        dataset = load_dataset(data, **dataset_options)
-        if split is not None and split not in SPLITS:
-            raise BadInput(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
-        samples = [s for name in SPLITS if split in (None, name) for s in dataset.splits.get(name, [])]
-        base = dataset.image_root or (dataset.root if dataset.root.is_dir() else dataset.root.parent)
-        with session_scope(self.settings) as session:
-            done_sources = set(
-                session.scalars(
-                    select(CaseRecord.source).where(
-                        CaseRecord.model_name == manifest.name, CaseRecord.model_version == manifest.version
-                    )
-                )
-            )
-        report = ImportReport()
-        for number, sample in enumerate(samples, start=1):
-            source = _relative(sample.path, base)
-            if source in done_sources:
-                report.already_in_library += 1
-            else:
-                try:
-                    image = read_image(sample.path, settings=self.settings)
-                    analysis, prediction = classify(image, predictor)
-                    diagnosis = diagnosis_from_target(sample.target, dataset.labels)
-                    self.add_prediction(
-                        analysis, image, prediction, diagnosis=diagnosis, notes=sample.text, source=source
-                    )
-                    report.added += 1
-                except SahayError as exc:
-                    if "already case" in str(exc):
-                        report.already_in_library += 1
-                    else:
-                        report.refused.append(f"{source}: {exc}")
-            if progress is not None:
-                progress(number, len(samples))
-        return report
 
     def reindex(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Write every case's vectors again into the configured index, from the stored image and fields.
@@ -505,7 +450,7 @@ def diagnosis_from_target(target: np.ndarray, labels: Sequence[str]) -> str:
     return ", ".join(present) if present else "no finding"
 
 
-def _relative(path: Path, base: Path) -> str:
+def relative_source(path: Path, base: Path) -> str:
     try:
         return path.resolve().relative_to(base.resolve()).as_posix()
     except ValueError:

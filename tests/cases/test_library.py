@@ -15,6 +15,7 @@ from sahay.cases.search import QueryVectors
 from sahay.config import Settings
 from sahay.errors import BadInput
 from sahay.services.analyze import analyze
+from sahay.services.cases import import_dataset
 from sahay.training.synthetic import make_image
 from tests.factories import write_case_dataset, write_dicom, write_png
 
@@ -78,18 +79,18 @@ def test_the_image_must_be_the_analysed_one(library: CaseLibrary, tmp_path: Path
 
 def test_import_is_resumable_and_labels_become_diagnoses(library: CaseLibrary, tmp_path: Path) -> None:
     table = write_case_dataset(tmp_path / "data", per_class=4)
-    first = library.import_dataset(table, model=DEMO, split="test", **OPTIONS)
-    everything = library.import_dataset(table, model=DEMO, **OPTIONS)
+    first = import_dataset(library, table, model=DEMO, split="test", **OPTIONS)
+    everything = import_dataset(library, table, model=DEMO, **OPTIONS)
     assert first.added >= 1 and first.refused == []
     assert everything.already_in_library == first.added
     assert first.added + everything.added == 8 == library.count()
-    again = library.import_dataset(table, model=DEMO, **OPTIONS)
+    again = import_dataset(library, table, model=DEMO, **OPTIONS)
     assert (again.added, again.already_in_library) == (0, 8)
     assert {c.diagnosis for c in library.list_cases()} == {"round", "striped"}
 
 
 def test_search_by_image_words_and_analysis(library: CaseLibrary, tmp_path: Path) -> None:
-    library.import_dataset(write_case_dataset(tmp_path / "data", per_class=6), model=DEMO, **OPTIONS)
+    import_dataset(library, write_case_dataset(tmp_path / "data", per_class=6), model=DEMO, **OPTIONS)
     query_png = tmp_path / "query.png"
     disc = make_image(np.random.default_rng(99), 224, disc=True, stripes=False)
     write_png(query_png, np.round(disc.pixels * 255).astype(np.uint8))
@@ -145,7 +146,7 @@ def test_remove_deletes_the_row_vectors_and_files(library: CaseLibrary, tmp_path
 
 
 def test_reindex_rebuilds_a_lost_vector_index(library: CaseLibrary, tmp_path: Path) -> None:
-    library.import_dataset(write_case_dataset(tmp_path / "data", per_class=3), model=DEMO, **OPTIONS)
+    import_dataset(library, write_case_dataset(tmp_path / "data", per_class=3), model=DEMO, **OPTIONS)
     for collection in library.index.collections(prefix="cases-"):
         library.index.client.delete_collection(collection)  # as on a new, empty Qdrant server
     query, modality = image_query(tmp_path / "data" / "round-000.png", library)
