@@ -51,7 +51,7 @@ def main() -> None:
 
     from bench.bench_analyze import _replace_section
     from sahay.notes.batch import read_batch
-    from sahay.notes.pipeline import NotesReader
+    from sahay.notes.reader import NotesReader
 
     notes = make_notes(args.notes)
     lines = [json.dumps(n) for n in notes]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,10 +45,10 @@ class Settings(BaseSettings):
         description="sentence-transformers model folder or name; the packaged all-MiniLM-L6-v2 when unset.",
     )
 
-    llm: Literal["grounded", "openai", "llamacpp"] = Field(
+    llm: str = Field(
         default="grounded",
-        description="Who writes chat answers: the offline grounded composer, an OpenAI-compatible "
-        "server, or a local GGUF model through llama.cpp.",
+        description="Who writes chat answers: a name from sahay.chat.backends.BACKENDS "
+        "(`sahay chat --help` lists them); checked when the chat starts.",
     )
     llm_base_url: str | None = Field(
         default=None, description="OpenAI-compatible server, e.g. http://localhost:11434/v1"

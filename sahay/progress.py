@@ -28,6 +28,8 @@ class Step:
     """What ``done`` counts: "bytes", "evaluations", "images", "files", or "" for plain steps."""
     detail: str = ""
     """A short figure to show beside the bar, e.g. "loss 0.1234"."""
+    log: bool = False
+    """A result worth keeping on screen (an epoch's metrics), not just the bar's current state."""
 
 
 Progress = Callable[[Step], None]
@@ -41,10 +43,11 @@ def report(
     *,
     unit: str = "",
     detail: str = "",
+    log: bool = False,
 ) -> None:
     """Send one step, if anyone listens."""
     if progress is not None:
-        progress(Step(message, done, total, unit, detail))
+        progress(Step(message, done, total, unit, detail, log))
 
 
 def counter(progress: Progress | None, message: str, *, unit: str = "") -> Callable[[int, int | None], None]:

@@ -27,12 +27,11 @@ from sahay.about import DISCLAIMER, __version__
 from sahay.api.deps import Service
 from sahay.api.guards import ErrorShield, UploadGuard
 from sahay.api.routes import analyses, audit, auth, cases, chat, models, reports, users
-from sahay.api.security import Tokens
 from sahay.config import Settings, get_settings
 from sahay.errors import NotAuthenticated, SahayError, TooManyAttempts
-from sahay.models.predictor import PredictorCache
+from sahay.services.accounts import Sessions
+from sahay.services.models import installed_models
 from sahay.services.workspace import Workspace
-from sahay.store.accounts import LoginRateLimiter
 from sahay.store.db import get_engine
 
 API_PREFIX = "/api/v1"
@@ -48,9 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         get_engine(settings)  # migrate before the first request
         service = Service(
             settings=settings,
-            workspace=Workspace(settings, PredictorCache()),
-            tokens=Tokens(settings),
-            limiter=LoginRateLimiter(settings.login_attempts_per_minute),
+            workspace=Workspace(settings),
+            sessions=Sessions(settings),
             inference=ThreadPoolExecutor(settings.workers, thread_name_prefix="sahay-inference"),
         )
         app.state.service = service
@@ -124,8 +122,6 @@ def _add_health(app: FastAPI) -> None:
 
     @app.get("/readyz", tags=["health"])
     def readyz(request: Request) -> JSONResponse:
-        from sahay.models.registry import installed
-
         service: Service = request.app.state.service
         checks: dict[str, Any] = {}
         try:
@@ -134,7 +130,7 @@ def _add_health(app: FastAPI) -> None:
             checks["database"] = "ok"
         except Exception as exc:  # readiness reports, it does not raise
             checks["database"] = f"unreachable ({type(exc).__name__})"
-        names = [b.manifest.name for b in installed(service.settings)]
+        names = [model.name for model in installed_models(service.settings)]
         checks["models"] = names or "none installed"
         ready = checks["database"] == "ok" and bool(names)
         return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -12,14 +12,11 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy.orm import Session
 
-from sahay.api.security import Tokens
 from sahay.config import Settings
-from sahay.errors import Forbidden, NotAuthenticated, NotFound
+from sahay.errors import Forbidden, NotFound
+from sahay.services.accounts import Sessions
 from sahay.services.workspace import Workspace
-from sahay.store.accounts import LoginRateLimiter, get_user
-from sahay.store.db import session_scope
 from sahay.store.records import UserRecord
 
 T = TypeVar("T")
@@ -29,7 +26,7 @@ JOB_RETENTION = timedelta(hours=24)
 
 @dataclass
 class Job:
-    """Long work (a perturbation explanation) that the client polls."""
+    """Long work (a perturbation explanation) that the client polls; ``step`` is its last progress."""
 
     id: str
     owner_id: str
@@ -37,6 +34,7 @@ class Job:
     analysis_id: str | None = None
     error: str | None = None
     error_status: int | None = None
+    step: str | None = None
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -44,8 +42,7 @@ class Job:
 class Service:
     settings: Settings
     workspace: Workspace
-    tokens: Tokens
-    limiter: LoginRateLimiter
+    sessions: Sessions
     inference: ThreadPoolExecutor
     jobs: dict[str, Job] = field(default_factory=dict)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -79,26 +76,11 @@ def get_service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-def get_session(service: ServiceDep) -> Iterator[Session]:
-    """A session per request; routes that write call ``session.commit()`` themselves."""
-    with session_scope(service.settings) as session:
-        yield session
-
-
-SessionDep = Annotated[Session, Depends(get_session)]
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
-def current_user(
-    service: ServiceDep, session: SessionDep, token: Annotated[str | None, Depends(_bearer)]
-) -> UserRecord:
-    if not token:
-        raise NotAuthenticated("sign in first: this needs an access token")
-    claims = service.tokens.claims(token, "access")
-    try:
-        return get_user(session, str(claims["sub"]))
-    except NotFound as exc:
-        raise NotAuthenticated("the account behind this token no longer exists") from exc
+def current_user(service: ServiceDep, token: Annotated[str | None, Depends(_bearer)]) -> UserRecord:
+    return service.sessions.user_for(token)
 
 
 CurrentUser = Annotated[UserRecord, Depends(current_user)]

@@ -47,7 +47,7 @@ class UploadGuard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         scheme, _, token = headers.get("authorization", "").partition(" ")
         try:
-            service.tokens.claims(token if scheme.lower() == "bearer" else "", "access")
+            service.sessions.tokens.claims(token if scheme.lower() == "bearer" else "", "access")
         except NotAuthenticated as exc:
             await send_json(send, 401, str(exc), {"WWW-Authenticate": "Bearer"})
             return

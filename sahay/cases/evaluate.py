@@ -23,7 +23,7 @@ import numpy as np
 from sahay.cases.library import diagnosis_from_target, model_space, prediction_vectors
 from sahay.cases.search import Mode, QueryVectors, Weights, rank, signal_collection
 from sahay.config import Settings, get_settings
-from sahay.datasets.layouts import SPLITS, load_dataset
+from sahay.datasets import SPLITS, load_dataset
 from sahay.errors import BadInput, SahayError
 from sahay.imaging import read_image
 from sahay.models.predictor import Predictor

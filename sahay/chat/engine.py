@@ -24,7 +24,7 @@ from typing import Any, Literal
 from sahay.about import DISCLAIMER
 from sahay.analysis import Analysis
 from sahay.chat import safety
-from sahay.chat.backends import Backend, TokenCallback, Turn
+from sahay.chat.backends import Backend, TokenCallback, Turn, make_backend
 from sahay.chat.context import Context, Fact, analysis_facts
 from sahay.chat.verify import CheckedSentence, split_sentences, verify
 from sahay.chat.websearch import ExaSearch, WebSearch
@@ -126,24 +126,6 @@ def detect_intent(question: str) -> Intent:
         if re.search(pattern, question, re.IGNORECASE):
             return intent
     return "general"
-
-
-def make_backend(settings: Settings) -> Backend:
-    if settings.llm == "openai":
-        from sahay.chat.backends.openai_compatible import OpenAICompatible
-
-        if not settings.llm_base_url or not settings.llm_model:
-            raise BadInput("SAHAY_LLM=openai needs SAHAY_LLM_BASE_URL and SAHAY_LLM_MODEL")
-        return OpenAICompatible(settings.llm_base_url, settings.llm_model, settings.llm_api_key)
-    if settings.llm == "llamacpp":
-        from sahay.chat.backends.llamacpp import LlamaCpp
-
-        if settings.llm_model_path is None:
-            raise BadInput("SAHAY_LLM=llamacpp needs SAHAY_LLM_MODEL_PATH (a GGUF file)")
-        return LlamaCpp(settings.llm_model_path)
-    from sahay.chat.backends.grounded import GroundedComposer
-
-    return GroundedComposer()
 
 
 class Conversation:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from sahay.config import Settings, get_settings
-from sahay.datasets.layouts import SPLITS, load_dataset
+from sahay.datasets import SPLITS, load_dataset
 from sahay.errors import BadInput, SahayError
 from sahay.explain.faithfulness import deletion_insertion, random_map
 from sahay.explain.methods import METHODS, Budget, MethodInput, get_method

@@ -63,15 +63,25 @@ from typing import TYPE_CHECKING, Any
 from sahay.analysis import NoteEntity, NoteReading, RiskFactors
 
 if TYPE_CHECKING:
-    from sahay.notes.pipeline import NotesReader, decode_note, read_note
+    from sahay.notes.reader import NotesReader, decode_note, default_reader, read_note
 
-__all__ = ["NoteEntity", "NoteReading", "NotesReader", "RiskFactors", "decode_note", "read_note"]
+__all__ = [
+    "NoteEntity",
+    "NoteReading",
+    "NotesReader",
+    "RiskFactors",
+    "decode_note",
+    "default_reader",
+    "read_note",
+]
+
+_READER_NAMES = ("NotesReader", "decode_note", "default_reader", "read_note")
 
 
 def __getattr__(name: str) -> Any:
-    # The pipeline imports spaCy and medspaCy (seconds): only when a reader is asked for.
-    if name in ("NotesReader", "decode_note", "read_note"):
-        from sahay.notes import pipeline
+    # The reader imports spaCy and medspaCy (seconds): only when a reader is asked for.
+    if name in _READER_NAMES:
+        from sahay.notes import reader
 
-        return getattr(pipeline, name)
+        return getattr(reader, name)
     raise AttributeError(f"module 'sahay.notes' has no attribute {name!r}")

@@ -14,7 +14,7 @@ from itertools import islice
 from typing import Any
 
 from sahay.errors import BadInput
-from sahay.notes.pipeline import NotesReader
+from sahay.notes.reader import NotesReader
 
 CHUNK = 512
 

@@ -456,7 +456,7 @@ def _study_summary(ds: Dataset) -> StudySummary | None:
         time=_text(ds, "StudyTime"),
         description=_text(ds, "StudyDescription"),
         accession_number=_text(ds, "AccessionNumber"),
-        modalities=[str(v) for v in _values(ds.get("ModalitiesInStudy")) if v],
+        modalities=[str(v) for v in dicom_values(ds.get("ModalitiesInStudy")) if v],
         patient_id=_text(ds, "PatientID"),
         patient_name=_text(ds, "PatientName"),
         series=_number(ds, "NumberOfStudyRelatedSeries"),
@@ -570,3 +570,12 @@ def _reason(exc: requests.ConnectionError) -> str:
         if needle in text:
             return reason
     return "connection failed"
+
+
+def dicom_values(value: object) -> list[object]:
+    """A DICOM value as a list: empty for None, one item for a single value, all items of a multi-value."""
+    if value is None:
+        return []
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        return [value]
+    return list(value)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
 from pathlib import Path
 
 import numpy as np
@@ -257,3 +258,10 @@ def require_dicom_analysis(analysis: Analysis) -> None:
             f"the analysis is of a {analysis.image.format.upper()} file; DICOM SR and Secondary Capture "
             "need the analysis of the DICOM image they refer to"
         )
+
+
+def dicom_bytes(ds: Dataset) -> bytes:
+    """The dataset as a DICOM Part 10 file."""
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()

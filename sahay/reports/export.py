@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
 
 from pydicom import Dataset, dcmread
 from pydicom.errors import InvalidDicomError
@@ -18,25 +15,7 @@ from pydicom.errors import InvalidDicomError
 from sahay.analysis import Analysis, load_analysis
 from sahay.errors import BadInput, describe_error
 from sahay.fileio import atomic_write_bytes
-
-ReportFormat = Literal["html", "pdf", "fhir", "dicom-sr", "dicom-sc"]
-FORMATS: tuple[str, ...] = get_args(ReportFormat)
-DICOM_FORMATS = ("dicom-sr", "dicom-sc")
-MEDIA_TYPES = {
-    "html": "text/html; charset=utf-8",
-    "pdf": "application/pdf",
-    "fhir": "application/fhir+json",
-    "dicom-sr": "application/dicom",
-    "dicom-sc": "application/dicom",
-}
-SUFFIXES = {"html": ".html", "pdf": ".pdf", "fhir": ".fhir.json", "dicom-sr": ".dcm", "dicom-sc": ".dcm"}
-
-
-@dataclass(frozen=True)
-class RenderedFile:
-    name: str
-    media_type: str
-    data: bytes
+from sahay.reports.formats import RenderedFile, RenderJob, get_format, render_with
 
 
 def render(
@@ -48,45 +27,8 @@ def render(
     include_identifiers: bool = False,
 ) -> list[RenderedFile]:
     """The report as files in memory; DICOM formats need the source image's dataset."""
-    if report_format not in FORMATS:
-        raise BadInput(f"unknown report format {report_format!r}; choose one of {', '.join(FORMATS)}")
-    stem = f"sahay-report-{analysis.id[:12]}"
-    media_type = MEDIA_TYPES[report_format]
-    if report_format in DICOM_FORMATS:
-        if source is None:
-            raise BadInput(f"{report_format} needs the source DICOM image it refers to (--image)")
-        from sahay.reports.dicom import secondary_captures, structured_report
-
-        if report_format == "dicom-sr":
-            datasets = [structured_report(analysis, source, analysis_dir=analysis_dir)]
-        else:
-            if analysis_dir is None:
-                raise BadInput("dicom-sc needs the folder that holds the analysis's overlays")
-            datasets = secondary_captures(analysis, source, analysis_dir)
-        return [
-            RenderedFile(
-                f"{stem}-{_slug(_label(ds))}.dcm" if report_format == "dicom-sc" else f"{stem}-sr.dcm",
-                media_type,
-                _dicom_bytes(ds),
-            )
-            for ds in datasets
-        ]
-    from sahay.reports.model import build_report
-
-    report = build_report(analysis, analysis_dir, include_identifiers=include_identifiers)
-    if report_format == "html":
-        from sahay.reports.html import render_html
-
-        data = render_html(report).encode("utf-8")
-    elif report_format == "pdf":
-        from sahay.reports.pdf import render_pdf
-
-        data = render_pdf(report)
-    else:
-        from sahay.reports.fhir import render_fhir
-
-        data = render_fhir(report, analysis).encode("utf-8")
-    return [RenderedFile(stem + SUFFIXES[report_format], media_type, data)]
+    job = RenderJob(analysis, analysis_dir, source, include_identifiers, f"sahay-report-{analysis.id[:12]}")
+    return render_with(get_format(report_format), job)
 
 
 def export_report(
@@ -143,17 +85,3 @@ def _check_destination(out: Path) -> None:
         raise BadInput(f"{out} is a folder; give a file name for the report")
     if not out.parent.exists():
         raise BadInput(f"the folder {out.parent} does not exist")
-
-
-def _label(ds: Dataset) -> str:
-    return str(ds.get("ImageComments", "overlay")).split(":", 1)[0]
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "overlay"
-
-
-def _dicom_bytes(ds: Dataset) -> bytes:
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()

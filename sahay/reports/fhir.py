@@ -19,12 +19,17 @@ from sahay.reports.codes import (
     SNOMED,
     finding_code,
 )
+from sahay.reports.formats import RenderJob
 from sahay.reports.model import Report
 
 _INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 _CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 _REPORT_CATEGORY = "http://terminology.hl7.org/CodeSystem/v2-0074"
 _UCUM = "http://unitsofmeasure.org"
+
+
+def render(job: RenderJob) -> bytes:
+    return render_fhir(job.report(), job.analysis).encode("utf-8")
 
 
 def render_fhir(report: Report, analysis: Analysis) -> str:

@@ -6,6 +6,7 @@ import base64
 import re
 from dataclasses import dataclass
 
+from sahay.reports.formats import RenderJob
 from sahay.reports.model import Report
 
 
@@ -14,6 +15,10 @@ class _EmbeddedFigure:
     label: str
     caption: str
     src: str
+
+
+def render(job: RenderJob) -> bytes:
+    return render_html(job.report()).encode("utf-8")
 
 
 def render_html(report: Report) -> str:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import logging
 
+from sahay.reports.formats import RenderJob
 from sahay.reports.html import render_html
 from sahay.reports.model import Report
+
+
+def render(job: RenderJob) -> bytes:
+    return render_pdf(job.report())
 
 
 def render_pdf(report: Report) -> bytes:

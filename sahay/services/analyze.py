@@ -20,22 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sahay.analysis import (
-    DEMONSTRATION_BANNER,
-    DEMONSTRATION_NOTICE,
-    Analysis,
-    Explanation,
-    Finding,
-    NoteReading,
-)
-from sahay.config import Settings, get_settings
 from sahay.errors import BadInput, OutOfDomain
 from sahay.explain.methods import get_method
-from sahay.explain.options import ExplainOptions
+from sahay.explain.options import DEFAULT_METHOD, DEFAULT_OPACITY, Budget, ExplainOptions
 from sahay.fileio import atomic_write_text, check_input_file, check_writable_folder
 from sahay.progress import Progress, counter, report
 
 if TYPE_CHECKING:
+    from sahay.analysis import Analysis, Finding, NoteReading
+    from sahay.config import Settings
     from sahay.explain.explainer import ExplanationSet
     from sahay.imaging import LoadedImage
     from sahay.models.bundle import Bundle
@@ -48,6 +41,19 @@ ANALYSIS_FILE = "analysis.json"
 MIN_IMAGE_SIDE = 16
 """Smaller images hold too little to classify; models would still answer, confidently."""
 DEFAULT_OUT_ROOT = Path("sahay-out")
+
+__all__ = [
+    "DEFAULT_METHOD",
+    "DEFAULT_OPACITY",
+    "AnalyzeRequest",
+    "Budget",
+    "ExplainOptions",
+    "analyze",
+    "classify",
+    "default_out_dir",
+    "load_model",
+    "run_analysis",
+]
 
 LoadPredictor = Callable[["Bundle"], "Predictor"]
 """Turns the chosen bundle into a predictor; a long-lived caller passes its cache."""
@@ -92,6 +98,7 @@ def analyze(
 
 def load_model(name: str, settings: Settings | None = None) -> Predictor:
     """An installed model (by name) or a bundle folder, loaded and ready to ``predict``."""
+    from sahay.config import get_settings
     from sahay.models.predictor import Predictor
     from sahay.models.registry import find_bundle
 
@@ -111,11 +118,12 @@ def run_analysis(
     made for raises ``OutOfDomain`` unless ``request.force``.
     """
     request.check()
-    settings = settings or get_settings()
+    from sahay.config import get_settings
     from sahay.imaging import read_image
     from sahay.models.predictor import Predictor
     from sahay.models.registry import resolve
 
+    settings = settings or get_settings()
     reading = None
     if request.notes is not None:
         from sahay.notes import read_note  # spaCy loads only when a note comes with the image
@@ -171,6 +179,7 @@ def classify(
     Raises ``OutOfDomain`` for an image the model was not made for, unless ``force``.
     ``model_choice`` holds the sentences that explain how the model was picked.
     """
+    from sahay.analysis import DEMONSTRATION_NOTICE, Analysis
     from sahay.models.domain import assess, metadata_problems
     from sahay.notes.fusion import fuse
 
@@ -278,6 +287,7 @@ def _stage_explanations(
 ) -> None:
     import numpy as np
 
+    from sahay.analysis import DEMONSTRATION_BANNER, Explanation
     from sahay.explain.overlay import render_overlay, render_side_by_side
 
     manifest = predictor.manifest

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -19,15 +19,22 @@ from sahay.config import Settings
 from sahay.errors import BadInput, SahayError
 from sahay.progress import Progress, counter
 
+if TYPE_CHECKING:
+    from sahay.services.workspace import Workspace
+    from sahay.store.records import UserRecord
+
 __all__ = [
     "CaseLibrary",
     "CaseOut",
     "CaseSearch",
+    "CaseSummary",
     "SimilarCaseOut",
     "evaluate",
     "import_dataset",
     "open_library",
+    "reindex",
     "search",
+    "similar",
 ]
 
 
@@ -121,6 +128,11 @@ def search(library: CaseLibrary, request: CaseSearch) -> list[SearchResult]:
     )
 
 
+def reindex(library: CaseLibrary, progress: Progress | None = None) -> int:
+    """Write every case's vectors into the configured index again; returns how many."""
+    return library.reindex(progress=counter(progress, "re-embedding cases", unit="cases"))
+
+
 def import_dataset(
     library: CaseLibrary,
     data: Path,
@@ -138,7 +150,7 @@ def import_dataset(
     from sqlalchemy import select
 
     from sahay.cases.library import diagnosis_from_target, relative_source
-    from sahay.datasets.layouts import SPLITS, load_dataset
+    from sahay.datasets import SPLITS, load_dataset
     from sahay.imaging import read_image
     from sahay.models.predictor import Predictor
     from sahay.models.registry import find_bundle
@@ -210,3 +222,27 @@ def evaluate(
         progress=counter(progress, "embedding images", unit="images"),
         **dataset_options,
     )
+
+
+def similar(workspace: Workspace, user: UserRecord, analysis_id: str, k: int = 5) -> list[SimilarCaseOut]:
+    """The library cases most similar to one of a user's analyses (audited as a search)."""
+    from sahay.cases.query import analysis_query
+    from sahay.store import audit
+    from sahay.store.db import session_scope
+
+    with session_scope(workspace.settings) as session:
+        record = workspace.get(session, user, analysis_id)
+    library = workspace.case_library()
+    results: list[SearchResult] = []
+    with workspace.search_lock:
+        if library.count() > 0:
+            query, modality = analysis_query(
+                workspace.folder(record) / "analysis.json",
+                library,
+                image_path=workspace.blobs.path(record.image_blob),
+                load_predictor=workspace.predictors,
+            )
+            results = library.search(query, k=k, query_modality=modality)
+    with session_scope(workspace.settings) as session:
+        audit.record(session, user, "search", "analysis", record.id, {"k": k, "results": len(results)})
+    return [SimilarCaseOut.of_result(r) for r in results]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import shutil
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from sahay.analysis import Analysis
-from sahay.config import Settings
+from sahay.config import Settings, get_settings
 from sahay.fileio import atomic_write_bytes, check_writable_folder
 from sahay.models.bundle import (
     MANIFEST_NAME,
@@ -40,14 +39,13 @@ from sahay.models.predictor import logits_and_features
 from sahay.models.preprocess import preprocess, standard_input_spec
 from sahay.models.providers import efficientnet
 from sahay.models.registry import model_folder, replace_folder
+from sahay.progress import Progress, report
 from sahay.services.analyze import analyze
 from sahay.training.synthetic import LABELS, SyntheticImage, make_dataset, make_image
 
 DEMO_MODEL_NAME = "sahay-demo-synthetic"
 DEMO_IMAGE_SIZE = 224
 EXAMPLE_NAME = "example.png"
-
-Progress = Callable[[str, int, int], None]
 
 
 def _features(
@@ -66,8 +64,9 @@ def _features(
         )
         head_inputs.append(F.adaptive_avg_pool2d(maps, 1).flatten(1))
         ood_features.append(features)
-        if progress:
-            progress("extracting features", min(start + batch_size, len(images)), len(images))
+        report(
+            progress, "extracting features", min(start + batch_size, len(images)), len(images), unit="images"
+        )
     return torch.cat(head_inputs), torch.cat(ood_features)
 
 
@@ -182,9 +181,14 @@ def install_demo_bundle(
 
 
 def run_demo(
-    out_dir: Path, settings: Settings, *, retrain: bool = False, progress: Progress | None = None
+    out_dir: Path,
+    settings: Settings | None = None,
+    *,
+    retrain: bool = False,
+    progress: Progress | None = None,
 ) -> Analysis:
     """Install the demonstration bundle, write a synthetic example, and analyse it into ``out_dir``."""
+    settings = settings or get_settings()
     bundle = install_demo_bundle(settings, retrain=retrain, progress=progress)
     check_writable_folder(out_dir)
     example = out_dir / EXAMPLE_NAME

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import shutil
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -19,13 +18,20 @@ from pydicom.dataset import Dataset
 from sahay.config import Settings, get_settings
 from sahay.errors import BadInput, OutOfDomain
 from sahay.fileio import atomic_write_bytes
-from sahay.pacs.client import Archive, StoreResult, check_uid, default_pull_dir
+from sahay.pacs.client import Archive, StoreResult, check_uid, default_pull_dir, dicom_values
 from sahay.progress import Progress, report
 
 DEFAULT_ANALYSIS_ROOT = Path("sahay-out")
 RESULTS_DIR = "dicom"
 
-__all__ = ["Archive", "StudyAnalysis", "analyze_study", "default_analysis_dir", "default_pull_dir", "open_archive"]
+__all__ = [
+    "Archive",
+    "StudyAnalysis",
+    "analyze_study",
+    "default_analysis_dir",
+    "default_pull_dir",
+    "open_archive",
+]
 
 
 def open_archive(settings: Settings | None = None) -> Archive:
@@ -146,16 +152,11 @@ def _reason_to_skip(source: Dataset) -> str | None:
 
 def _made_by_sahay(source: Dataset) -> bool:
     """Sahay's own Secondary Captures carry its name as manufacturer or software; never re-analyse them."""
-    names = [str(source.get("Manufacturer", "")), *[str(v) for v in _values(source.get("SoftwareVersions"))]]
+    names = [
+        str(source.get("Manufacturer", "")),
+        *[str(v) for v in dicom_values(source.get("SoftwareVersions"))],
+    ]
     return any(name.lower().startswith("sahay") for name in names)
-
-
-def _values(value: object) -> list[object]:
-    if value is None:
-        return []
-    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-        return [value]
-    return list(value)
 
 
 def _keep_copies(results: list[Dataset], folder: Path) -> list[Path]:

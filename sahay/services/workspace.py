@@ -1,5 +1,7 @@
-"""Each user's stored analyses in the web service: analyse an upload, list, view, chat, export,
-find similar cases, delete. The API routes are thin calls into this module.
+"""Each user's stored analyses in the web service: analyse an upload, list, view, images and
+heatmaps, delete; and the state the service's chat and case search share (one vector index).
+Chat, reports and similar cases about a stored analysis are in ``services.chat``,
+``services.reports`` and ``services.cases``. The API routes are thin calls into these.
 
 Visibility is decided in one place, :meth:`Workspace.get`: owners see their analyses, admins see
 all, and everyone else gets the same ``NotFound`` as for an id that does not exist.
@@ -14,26 +16,30 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
+from pydantic import BaseModel
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from sahay.analysis import Analysis, Explanation
 from sahay.config import Settings
-from sahay.errors import BadInput, InputTooLarge, ModelUnavailable, NotFound, ServiceUnavailable
+from sahay.errors import BadInput, InputTooLarge, NotFound, ServiceUnavailable
+from sahay.explain.methods import get_method
 from sahay.explain.options import ExplainOptions
 from sahay.imaging.raster import png_bytes
 from sahay.models.predictor import PredictorCache
+from sahay.services.analyze import AnalyzeRequest, run_analysis
+from sahay.services.models import check_installed
 from sahay.store import audit
 from sahay.store.blobs import BlobStore
 from sahay.store.db import session_scope
-from sahay.store.records import AnalysisRecord, CaseRecord, ChatMessageRecord, UserRecord
+from sahay.store.records import AnalysisRecord, CaseRecord, UserRecord
 
 MAX_NOTES_CHARS = 20_000
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -45,8 +51,61 @@ class Upload:
     data: bytes
     notes: str | None = None
     model: str | None = None
-    explain: ExplainOptions | None = None
+    explain: ExplainOptions = field(default_factory=ExplainOptions)
     force: bool = False
+
+    def check(self) -> None:
+        """What can be refused before any work (the file itself is checked by ``Workspace.create``)."""
+        get_method(self.explain.method)
+
+
+class AnalysisOut(Analysis):
+    """The Analysis, with what the service keeps beside it."""
+
+    owner: str
+    notes_text: str | None = None
+    source_format: str
+
+    @classmethod
+    def of(cls, record: AnalysisRecord, analysis: Analysis, owner: str) -> AnalysisOut:
+        return cls(
+            **analysis.model_dump(),
+            owner=owner,
+            notes_text=record.notes_text,
+            source_format=record.source_format,
+        )
+
+
+class AnalysisSummary(BaseModel):
+    id: str
+    created_at: datetime
+    filename: str
+    model: str
+    modality: str | None
+    positives: list[str]
+
+    @classmethod
+    def of(cls, record: AnalysisRecord) -> AnalysisSummary:
+        return cls(
+            id=record.id,
+            created_at=record.created_at,
+            filename=record.filename,
+            model=record.model_name,
+            modality=record.modality,
+            positives=list(record.positives),
+        )
+
+
+class AnalysisPage(BaseModel):
+    items: list[AnalysisSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+def runs_in_background(explain: ExplainOptions) -> bool:
+    """Perturbation methods take many model evaluations: the service runs them as jobs."""
+    return get_method(explain.method).family == "perturbation"
 
 
 class Workspace:
@@ -58,7 +117,7 @@ class Workspace:
         self._index: Any = None
         self._knowledge: Any = None
         self._cases: Any = None
-        self._search_lock = threading.Lock()
+        self.search_lock = threading.Lock()
         # Storing an upload's blob with its row, and deleting a blob no row uses, must not interleave.
         self._blob_lock = threading.Lock()
 
@@ -66,8 +125,6 @@ class Workspace:
 
     def create(self, owner: UserRecord, upload: Upload) -> tuple[AnalysisRecord, Analysis]:
         """Analyse an upload and store it. On any failure nothing is left behind."""
-        from sahay.services.analyze import analyze
-
         if len(upload.data) > self.settings.max_file_bytes:
             raise InputTooLarge(
                 f"{upload.filename} is {len(upload.data) / 1e6:.1f} MB; the limit is "
@@ -77,23 +134,22 @@ class Workspace:
             raise BadInput(f"{upload.filename or 'the upload'} is empty")
         notes = _clean_notes(upload.notes)
         if upload.model is not None:
-            self._check_installed(upload.model)
+            check_installed(upload.model, self.settings)
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".upload-", dir=self.root))
         try:
             source = staging / _safe_filename(upload.filename)
             source.write_bytes(upload.data)
             out = staging / "analysis"
-            analysis = analyze(
+            request = AnalyzeRequest(
                 source,
                 model=upload.model,
                 out_dir=out,
-                settings=self.settings,
                 notes=notes,
                 explain=upload.explain,
                 force=upload.force,
-                load_predictor=self.predictors,
             )
+            analysis = run_analysis(request, settings=self.settings, load_predictor=self.predictors)
             with self._blob_lock:
                 return self._store(owner, analysis, source, out, notes)
         finally:
@@ -149,16 +205,6 @@ class Workspace:
                 removed += 1
         return removed
 
-    def _check_installed(self, name: str) -> None:
-        """The service runs installed models only: a name, never a path on the server."""
-        from sahay.models.registry import installed
-
-        names = {bundle.manifest.name for bundle in installed(self.settings)}
-        if name not in names:
-            raise ModelUnavailable(
-                f"no installed model is named {name[:100]!r}; installed: {', '.join(sorted(names)) or 'none'}"
-            )
-
     # Reading -------------------------------------------------------------------------------
 
     def get(self, session: Session, user: UserRecord, analysis_id: str) -> AnalysisRecord:
@@ -167,17 +213,33 @@ class Workspace:
             raise NotFound(f"no analysis {analysis_id!r}")
         return record
 
-    def owned(
-        self, session: Session, user: UserRecord, *, limit: int = 20, offset: int = 0
-    ) -> tuple[list[AnalysisRecord], int]:
-        query = select(AnalysisRecord)
-        if user.role != "admin":
-            query = query.where(AnalysisRecord.owner_id == user.id)
-        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = session.scalars(
-            query.order_by(AnalysisRecord.created_at.desc(), AnalysisRecord.id).limit(limit).offset(offset)
-        )
-        return list(rows), int(total)
+    def page(self, user: UserRecord, *, limit: int = 20, offset: int = 0) -> AnalysisPage:
+        """The user's analyses (an admin's: everyone's), newest first."""
+        with session_scope(self.settings) as session:
+            query = select(AnalysisRecord)
+            if user.role != "admin":
+                query = query.where(AnalysisRecord.owner_id == user.id)
+            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            rows = session.scalars(
+                query.order_by(AnalysisRecord.created_at.desc(), AnalysisRecord.id)
+                .limit(limit)
+                .offset(offset)
+            )
+            items = [AnalysisSummary.of(row) for row in rows]
+        return AnalysisPage(items=items, total=int(total), limit=limit, offset=offset)
+
+    def view(self, user: UserRecord, analysis_id: str) -> AnalysisOut:
+        """An analysis for its reader, with what the service keeps beside it; audited as viewed."""
+        with session_scope(self.settings) as session:
+            record = self.get(session, user, analysis_id)
+            analysis = self.load(record)
+            owner = user if record.owner_id == user.id else session.get(UserRecord, record.owner_id)
+            audit.record(session, user, "view", "analysis", record.id)
+            return AnalysisOut.of(record, analysis, owner.username if owner else "unknown")
+
+    def describe(self, user: UserRecord, record: AnalysisRecord, analysis: Analysis) -> AnalysisOut:
+        """A just-created analysis as its owner sees it."""
+        return AnalysisOut.of(record, analysis, user.username)
 
     def folder(self, record: AnalysisRecord) -> Path:
         return self.root / record.id
@@ -188,22 +250,32 @@ class Workspace:
             raise NotFound(f"the files of analysis {record.id} are missing from {self.root}")
         return Analysis.from_json_file(path)
 
-    def image_png(self, record: AnalysisRecord, window: tuple[float, float] | None = None) -> bytes:
+    def _visible(self, user: UserRecord, analysis_id: str) -> AnalysisRecord:
+        with session_scope(self.settings) as session:
+            return self.get(session, user, analysis_id)
+
+    def image_png(
+        self, user: UserRecord, analysis_id: str, window: tuple[float, float] | None = None
+    ) -> bytes:
         """The analysed image as an 8-bit PNG, with a viewer's window/level for greyscale DICOM."""
         from sahay.imaging import read_image
 
+        record = self._visible(user, analysis_id)
         image = read_image(self.blobs.path(record.image_blob), settings=self.settings, window=window)
         return png_bytes(image.pixels)
 
-    def heatmap_overlay(self, record: AnalysisRecord, analysis: Analysis, label: str) -> Path:
-        return self.folder(record) / _explanation(analysis, label).overlay_png
+    def heatmap_overlay(self, user: UserRecord, analysis_id: str, label: str) -> Path:
+        record = self._visible(user, analysis_id)
+        return self.folder(record) / _explanation(self.load(record), label).overlay_png
 
-    def heatmap_layer(self, record: AnalysisRecord, analysis: Analysis, label: str) -> bytes:
+    def heatmap_layer(self, user: UserRecord, analysis_id: str, label: str) -> bytes:
         """The map as an RGBA cividis layer at the image's size; alpha grows with attribution."""
         from matplotlib import colormaps
 
         from sahay.explain.overlay import COLORMAP
 
+        record = self._visible(user, analysis_id)
+        analysis = self.load(record)
         values = np.load(self.folder(record) / _explanation(analysis, label).array_npy)
         size = (analysis.image.columns, analysis.image.rows)
         resized = np.asarray(
@@ -229,56 +301,11 @@ class Workspace:
                 if not _blob_in_use(session, blob):
                     self.blobs.delete(blob)
 
-    # Chat ----------------------------------------------------------------------------------
-
-    def messages(self, session: Session, record: AnalysisRecord) -> list[ChatMessageRecord]:
-        return list(
-            session.scalars(
-                select(ChatMessageRecord)
-                .where(ChatMessageRecord.analysis_id == record.id)
-                .order_by(ChatMessageRecord.id)
-            )
-        )
-
-    def ask(
-        self,
-        user: UserRecord,
-        analysis_id: str,
-        question: str,
-        on_token: Callable[[str], None] | None = None,
-    ) -> dict[str, Any]:
-        """Answer a question about an analysis, continuing its stored conversation."""
-        from sahay.chat.backends import Turn
-        from sahay.chat.engine import Conversation
-
-        if not question.strip():
-            raise BadInput("the question is empty")
-        if len(question) > 2000:
-            raise BadInput(f"the question has {len(question)} characters; the limit is 2000")
-        with session_scope(self.settings) as session:
-            record = self.get(session, user, analysis_id)
-            history = self.messages(session, record)
-        conversation = Conversation(self.load(record), settings=self.settings, knowledge=self.knowledge())
-        questions = [m.text for m in history if m.role == "user"]
-        answers = [m.text for m in history if m.role == "assistant"]
-        conversation.history = [Turn(q, a) for q, a in zip(questions, answers, strict=False)]
-        conversation.disclaimer_given = bool(answers)
-        answer = conversation.ask(question, on_token).to_dict()
-        with session_scope(self.settings) as session:
-            session.add(
-                ChatMessageRecord(analysis_id=record.id, role="user", author=user.username, text=question)
-            )
-            session.add(
-                ChatMessageRecord(
-                    analysis_id=record.id, role="assistant", text=answer["answer"], answer=answer
-                )
-            )
-            audit.record(session, user, "chat", "analysis", record.id, {"intent": answer["intent"]})
-        return answer
+    # Shared search state ---------------------------------------------------------------
 
     def knowledge(self) -> Any:
         """One knowledge base for the service, indexed on first use."""
-        with self._search_lock:
+        with self.search_lock:
             if self._knowledge is None:
                 from sahay.knowledge.index import KnowledgeBase
 
@@ -302,40 +329,14 @@ class Workspace:
             self._index.close()
             self._index = None
 
-    # Reports and similar cases -------------------------------------------------------------
-
-    def report(self, record: AnalysisRecord, report_format: str) -> list[Any]:
-        from pydicom import dcmread
-
-        from sahay.reports import render
-
-        analysis = self.load(record)
-        source = None
-        if report_format.startswith("dicom-"):
-            if record.source_format != "dicom":
-                raise BadInput(
-                    f"{report_format} needs a DICOM upload; this analysis is of a {record.source_format} file"
-                )
-            source = dcmread(self.blobs.path(record.image_blob))
-        return render(analysis, report_format, analysis_dir=self.folder(record), source=source)
-
-    def similar(self, record: AnalysisRecord, k: int = 5) -> list[Any]:
-        from sahay.cases.library import CaseLibrary
-        from sahay.cases.query import analysis_query
-
-        with self._search_lock:
+    def case_library(self) -> Any:
+        """The service's one case library (it shares the vector index with the knowledge base)."""
+        with self.search_lock:
             if self._cases is None:
+                from sahay.cases.library import CaseLibrary
+
                 self._cases = CaseLibrary(self.settings, index=self._vector_index())
-            library = self._cases
-            if library.count() == 0:
-                return []
-            query, modality = analysis_query(
-                self.folder(record) / "analysis.json",
-                library,
-                image_path=self.blobs.path(record.image_blob),
-                load_predictor=self.predictors,
-            )
-            return list(library.search(query, k=k, query_modality=modality))
+            return self._cases
 
 
 def _blob_in_use(session: Session, blob: str) -> bool:

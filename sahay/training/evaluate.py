@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from sahay.config import Settings, get_settings
-from sahay.datasets.layouts import LabelledDataset, load_dataset, scan_images
+from sahay.datasets import LabelledDataset, load_dataset, scan_images
 from sahay.errors import BadInput
 from sahay.fileio import atomic_write_text, check_writable_folder
 from sahay.models.bundle import Bundle
@@ -25,10 +25,9 @@ from sahay.models.providers import get_provider
 from sahay.models.registry import find_bundle
 from sahay.training.inference import infer, truth_for_metrics
 from sahay.training.metrics import compute_metrics
+from sahay.training.options import METRICS_FILE
 from sahay.training.plots import write_all_plots
 from sahay.training.tracking import tracked_run
-
-METRICS_FILE = "metrics.json"
 
 
 def evaluate(

@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from sahay.config import Settings
-from sahay.datasets.layouts import ImageDataset, Sample
+from sahay.datasets import ImageDataset, Sample
 from sahay.models.bundle import InputSpec
 from sahay.models.predictor import logits_and_features
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sahay.config import Settings, get_settings
-from sahay.datasets.layouts import load_dataset, scan_images
+from sahay.datasets import load_dataset, scan_images
 from sahay.errors import BadInput
 from sahay.models.bundle import Bundle, with_ood
 from sahay.models.ood import fit_reference

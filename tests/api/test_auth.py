@@ -11,9 +11,9 @@ from typing import Any
 import jwt
 import pytest
 
-from sahay.api.security import ALGORITHM, signing_key
 from sahay.store.db import session_scope
 from sahay.store.records import UserRecord
+from sahay.store.tokens import ALGORITHM, signing_key
 from tests.api.conftest import API, Account, World, bearer, create_account, token_pair, unique
 
 

@@ -27,7 +27,7 @@ from fastapi import FastAPI
 from starlette.routing import Mount
 
 from sahay.api.app import WEB_DIR, create_app
-from sahay.api.security import ALGORITHM, signing_key
+from sahay.store.tokens import ALGORITHM, signing_key
 from tests.api.conftest import (
     API,
     DEMO,

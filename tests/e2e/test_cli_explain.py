@@ -13,8 +13,8 @@ from pydicom.data import get_testdata_file
 
 from sahay.analysis import Analysis
 from sahay.config import Settings
-from sahay.explain.options import ExplainOptions
 from sahay.explain.methods import METHODS, Budget
+from sahay.explain.options import ExplainOptions
 from sahay.models.bundle import Bundle
 from sahay.services.analyze import analyze
 from sahay.training.synthetic import LABELS, make_image
@@ -167,10 +167,3 @@ def test_explain_eval_refuses_bad_input(demo_installed: Settings, tmp_path: Path
         (tmp_path / f"case-{index}.png").write_bytes(b"not an image at all")
     code, _, stderr = run_cli(capsys, "explain-eval", DEMO, table, *common)
     assert code == 2 and "none of the 2 images could be read" in stderr and "case-2.png" in stderr
-
-
-def test_the_cli_help_names_every_registered_method() -> None:
-    from sahay.cli import EXPLAIN_METHODS_HELP
-
-    named = set(EXPLAIN_METHODS_HELP.replace(" or ", ", ").split(", "))
-    assert named == set(METHODS)

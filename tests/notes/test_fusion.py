@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from sahay.analysis import Finding
+from sahay.notes import read_note
 from sahay.notes.fusion import fuse, fusion_rules
-from sahay.notes.pipeline import read_note
 
 NOTE = "64 yo male, 40 pack-year smoker, 3 weeks of cough and weight loss, denies fever, history of TB"
 

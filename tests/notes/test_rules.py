@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from sahay.analysis import NoteEntity, NoteReading
-from sahay.notes.pipeline import BUILTIN_RULE_FILES, RULES_DIR, NotesReader, default_reader
+from sahay.notes.reader import NotesReader, default_reader
+from sahay.notes.rule_files import BUILTIN_RULE_FILES, RULES_DIR
 
 FLAGS = ("negated", "uncertain", "historical", "family", "hypothetical")
 Expectation = str | dict[str, Any] | list[str | dict[str, Any]] | None
@@ -451,7 +452,7 @@ def test_chest_concepts_are_the_model_finding_names() -> None:
 
 @pytest.mark.parametrize("name", BUILTIN_RULE_FILES)
 def test_rule_files_load_with_medspacy_classes(name: str) -> None:
-    from sahay.notes.pipeline import load_rule_file
+    from sahay.notes.rule_files import load_rule_file
 
     rules = load_rule_file(Path(RULES_DIR / name))
     assert rules.targets or rules.context or rules.sections

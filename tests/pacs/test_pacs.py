@@ -1,4 +1,4 @@
-"""`sahay.pacs.client` and `sahay pacs ...` against a real Orthanc with its DICOMweb plugin (see conftest.py)."""
+"""`sahay.pacs` and `sahay pacs ...` against a real Orthanc with its DICOMweb plugin (see conftest.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from pydicom.uid import generate_uid
 
 from sahay.config import Settings, reload_settings
 from sahay.errors import ArchiveUnavailable, BadInput
-from sahay.pacs.client import Archive, analyze_study
+from sahay.pacs.client import Archive
+from sahay.services.pacs import analyze_study
 from tests.e2e.test_cli_analyze import DEMO, run_cli
 from tests.factories import chest_phantom, write_dicom, write_dicom_without_pixels
 from tests.pacs.conftest import Orthanc, SeededCT, SeededStudy

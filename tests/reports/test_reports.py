@@ -16,8 +16,8 @@ from pydicom.data import get_testdata_file
 from sahay.analysis import Analysis
 from sahay.config import Settings
 from sahay.errors import BadInput
-from sahay.reports import export_report, render
 from sahay.reports.codes import FINDING_CODES
+from sahay.reports.export import export_report, render
 from sahay.reports.model import build_report
 from sahay.services.analyze import analyze
 from tests.chat.conftest import chest_analysis

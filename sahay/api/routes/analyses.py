@@ -4,48 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel
 
-from sahay.analysis import Analysis
-from sahay.api.deps import CurrentUser, Job, Service, ServiceDep, SessionDep
-from sahay.errors import BadInput, SahayError
-from sahay.explain.options import ExplainOptions
-from sahay.explain.methods import METHODS
-from sahay.services.workspace import Upload
-from sahay.store import audit
-from sahay.store.records import AnalysisRecord, UserRecord
+from sahay.api.deps import CurrentUser, Job, Service, ServiceDep
+from sahay.errors import SahayError
+from sahay.services.analyze import DEFAULT_METHOD, ExplainOptions
+from sahay.services.workspace import AnalysisOut, AnalysisPage, Upload, runs_in_background
+from sahay.store.records import UserRecord
 
 router = APIRouter(tags=["analyses"])
 log = logging.getLogger("sahay.api")
-
-
-class AnalysisOut(Analysis):
-    """The Analysis, with what the service keeps beside it."""
-
-    owner: str
-    notes_text: str | None = None
-    source_format: str
-
-
-class AnalysisSummary(BaseModel):
-    id: str
-    created_at: datetime
-    filename: str
-    model: str
-    modality: str | None
-    positives: list[str]
-
-
-class AnalysisPage(BaseModel):
-    items: list[AnalysisSummary]
-    total: int
-    limit: int
-    offset: int
+PRIVATE = {"Cache-Control": "private, no-store"}
 
 
 class JobOut(BaseModel):
@@ -53,17 +26,11 @@ class JobOut(BaseModel):
     status: str
     analysis_id: str | None = None
     error: str | None = None
-
-
-def analysis_out(record: AnalysisRecord, analysis: Analysis, owner: str) -> AnalysisOut:
-    return AnalysisOut(
-        **analysis.model_dump(), owner=owner, notes_text=record.notes_text, source_format=record.source_format
-    )
+    step: str | None = None
 
 
 @router.post("/analyses", status_code=201, response_model=AnalysisOut, responses={202: {"model": JobOut}})
 async def create_analysis(
-    request: Request,
     user: CurrentUser,
     service: ServiceDep,
     image: Annotated[UploadFile, File(description="DICOM, PNG, JPEG or TIFF")],
@@ -71,7 +38,9 @@ async def create_analysis(
     model: Annotated[
         str | None, Form(description="Installed model name; chosen automatically if empty")
     ] = None,
-    explain: Annotated[str, Form(description="Explanation method")] = "gradcam",
+    explain: Annotated[
+        str, Form(description="Explanation method (GET /capabilities lists them)")
+    ] = DEFAULT_METHOD,
     force: Annotated[
         bool, Form(description="Analyse an image the model was not made for, with a warning in the result")
     ] = False,
@@ -79,8 +48,6 @@ async def create_analysis(
         bool, Query(description="Answer 202 with a job to poll instead of waiting")
     ] = False,
 ) -> Any:
-    if explain not in METHODS:
-        raise BadInput(f"unknown explanation method {explain!r}; use one of {', '.join(METHODS)}")
     upload = Upload(
         filename=image.filename or "upload",
         data=await image.read(),  # UploadGuard has bounded the body; Workspace.create checks the file
@@ -89,14 +56,15 @@ async def create_analysis(
         explain=ExplainOptions(method=explain),
         force=force,
     )
-    if background or METHODS[explain].family == "perturbation":
+    upload.check()
+    if background or runs_in_background(upload.explain):
         job = service.new_job(user)
         task = asyncio.create_task(_run_job(service, job, user, upload))
         service.tasks.add(task)
         task.add_done_callback(service.tasks.discard)
         return JSONResponse(JobOut(id=job.id, status=job.status).model_dump(), status_code=202)
     record, analysis = await service.run(service.workspace.create, user, upload)
-    return analysis_out(record, analysis, user.username)
+    return service.workspace.describe(user, record, analysis)
 
 
 async def _run_job(service: Service, job: Job, user: UserRecord, upload: Upload) -> None:
@@ -116,47 +84,22 @@ async def _run_job(service: Service, job: Job, user: UserRecord, upload: Upload)
 @router.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
 def job_status(job_id: str, user: CurrentUser, service: ServiceDep) -> JobOut:
     job = service.job(user, job_id)
-    return JobOut(id=job.id, status=job.status, analysis_id=job.analysis_id, error=job.error)
+    return JobOut(id=job.id, status=job.status, analysis_id=job.analysis_id, error=job.error, step=job.step)
 
 
 @router.get("/analyses", response_model=AnalysisPage)
 def list_analyses(
     user: CurrentUser,
     service: ServiceDep,
-    session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> AnalysisPage:
-    rows, total = service.workspace.owned(session, user, limit=limit, offset=offset)
-    items = [
-        AnalysisSummary(
-            id=r.id,
-            created_at=r.created_at,
-            filename=r.filename,
-            model=r.model_name,
-            modality=r.modality,
-            positives=list(r.positives),
-        )
-        for r in rows
-    ]
-    return AnalysisPage(items=items, total=total, limit=limit, offset=offset)
+    return service.workspace.page(user, limit=limit, offset=offset)
 
 
 @router.get("/analyses/{analysis_id}", response_model=AnalysisOut)
-def get_analysis(
-    analysis_id: str, user: CurrentUser, service: ServiceDep, session: SessionDep
-) -> AnalysisOut:
-    record = service.workspace.get(session, user, analysis_id)
-    analysis = service.workspace.load(record)
-    owner = user.username if record.owner_id == user.id else _owner_name(session, record)
-    audit.record(session, user, "view", "analysis", record.id)
-    session.commit()
-    return analysis_out(record, analysis, owner)
-
-
-def _owner_name(session: SessionDep, record: AnalysisRecord) -> str:
-    owner = session.get(UserRecord, record.owner_id)
-    return owner.username if owner else "unknown"
+def get_analysis(analysis_id: str, user: CurrentUser, service: ServiceDep) -> AnalysisOut:
+    return service.workspace.view(user, analysis_id)
 
 
 @router.delete("/analyses/{analysis_id}", status_code=204, response_class=Response)
@@ -170,30 +113,22 @@ def analysis_image(
     analysis_id: str,
     user: CurrentUser,
     service: ServiceDep,
-    session: SessionDep,
     window_center: float | None = None,
     window_width: Annotated[float | None, Query(ge=1)] = None,
 ) -> Response:
-    record = service.workspace.get(session, user, analysis_id)
     window = (window_center, window_width) if window_center is not None and window_width is not None else None
-    png = service.workspace.image_png(record, window)
-    return Response(png, media_type="image/png", headers={"Cache-Control": "private, no-store"})
+    png = service.workspace.image_png(user, analysis_id, window)
+    return Response(png, media_type="image/png", headers=PRIVATE)
 
 
 # Labels may hold "/", so they are paths; the layer route comes first or the other would take it.
 @router.get("/analyses/{analysis_id}/heatmaps/{label:path}/layer", response_class=Response)
-def heatmap_layer(
-    analysis_id: str, label: str, user: CurrentUser, service: ServiceDep, session: SessionDep
-) -> Response:
-    record = service.workspace.get(session, user, analysis_id)
-    png = service.workspace.heatmap_layer(record, service.workspace.load(record), label)
-    return Response(png, media_type="image/png", headers={"Cache-Control": "private, no-store"})
+def heatmap_layer(analysis_id: str, label: str, user: CurrentUser, service: ServiceDep) -> Response:
+    png = service.workspace.heatmap_layer(user, analysis_id, label)
+    return Response(png, media_type="image/png", headers=PRIVATE)
 
 
 @router.get("/analyses/{analysis_id}/heatmaps/{label:path}", response_class=FileResponse)
-def heatmap(
-    analysis_id: str, label: str, user: CurrentUser, service: ServiceDep, session: SessionDep
-) -> FileResponse:
-    record = service.workspace.get(session, user, analysis_id)
-    path = service.workspace.heatmap_overlay(record, service.workspace.load(record), label)
-    return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, no-store"})
+def heatmap(analysis_id: str, label: str, user: CurrentUser, service: ServiceDep) -> FileResponse:
+    path = service.workspace.heatmap_overlay(user, analysis_id, label)
+    return FileResponse(path, media_type="image/png", headers=PRIVATE)

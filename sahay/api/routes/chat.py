@@ -6,45 +6,33 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, StringConstraints
 
-from sahay.api.deps import CurrentUser, ServiceDep, SessionDep
+from sahay.api.deps import CurrentUser, ServiceDep
 from sahay.errors import SahayError
+from sahay.services import chat
+from sahay.services.chat import MAX_QUESTION_CHARS, ChatMessageOut
 
 router = APIRouter(tags=["chat"])
 
 
 class Question(BaseModel):
-    question: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-
-
-class Message(BaseModel):
-    role: str
-    author: str | None = Field(default=None, description="who asked; None for Sahay's answers")
-    text: str
-    answer: dict[str, Any] | None = None
-    created_at: datetime
+    question: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUESTION_CHARS)
+    ]
 
 
 class ChatHistory(BaseModel):
-    messages: list[Message]
+    messages: list[ChatMessageOut]
 
 
 @router.get("/analyses/{analysis_id}/chat", response_model=ChatHistory)
-def history(analysis_id: str, user: CurrentUser, service: ServiceDep, session: SessionDep) -> ChatHistory:
-    record = service.workspace.get(session, user, analysis_id)
-    rows = service.workspace.messages(session, record)
-    return ChatHistory(
-        messages=[
-            Message(role=m.role, author=m.author, text=m.text, answer=m.answer, created_at=m.created_at)
-            for m in rows
-        ]
-    )
+def history(analysis_id: str, user: CurrentUser, service: ServiceDep) -> ChatHistory:
+    return ChatHistory(messages=chat.history(service.workspace, user, analysis_id))
 
 
 @router.post(
@@ -54,10 +42,8 @@ def history(analysis_id: str, user: CurrentUser, service: ServiceDep, session: S
         200: {"content": {"text/event-stream": {}}, "description": "token, answer, done (or error) events"}
     },
 )
-def ask(
-    analysis_id: str, body: Question, user: CurrentUser, service: ServiceDep, session: SessionDep
-) -> StreamingResponse:
-    service.workspace.get(session, user, analysis_id)  # 404 before the stream starts
+def ask(analysis_id: str, body: Question, user: CurrentUser, service: ServiceDep) -> StreamingResponse:
+    chat.history(service.workspace, user, analysis_id)  # 404 before the stream starts
     return StreamingResponse(
         _events(service, user, analysis_id, body.question),
         media_type="text/event-stream",
@@ -77,7 +63,7 @@ async def _events(service: Any, user: Any, analysis_id: str, question: str) -> A
         loop.call_soon_threadsafe(queue.put_nowait, text)
 
     # Chat runs on the default pool, not the inference workers: a long answer must not block analyses.
-    work = loop.run_in_executor(None, service.workspace.ask, user, analysis_id, question, on_token)
+    work = loop.run_in_executor(None, chat.ask, service.workspace, user, analysis_id, question, on_token)
     work.add_done_callback(lambda _future: loop.call_soon_threadsafe(queue.put_nowait, None))
     while (token := await queue.get()) is not None:
         yield _event("token", {"text": token})

@@ -1,40 +1,22 @@
-"""The models installed on this server."""
+"""The models installed on this server, and what the server offers (from the registries)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel
 
 from sahay.api.deps import CurrentUser, ServiceDep
+from sahay.services.capabilities import Capabilities, capabilities
+from sahay.services.models import ModelOut, installed_models
 
-router = APIRouter(prefix="/models", tags=["models"])
-
-
-class ModelOut(BaseModel):
-    name: str
-    version: str
-    task: str
-    modalities: list[str]
-    body_part: str | None
-    labels: list[str]
-    demonstration: bool
-    intended_use: str
+router = APIRouter(tags=["models"])
 
 
-@router.get("", response_model=list[ModelOut])
-def installed_models(user: CurrentUser, service: ServiceDep) -> list[ModelOut]:
-    from sahay.models.registry import installed
+@router.get("/models", response_model=list[ModelOut])
+def installed(user: CurrentUser, service: ServiceDep) -> list[ModelOut]:
+    return installed_models(service.settings)
 
-    return [
-        ModelOut(
-            name=m.name,
-            version=m.version,
-            task=m.task,
-            modalities=list(m.modalities),
-            body_part=m.body_part,
-            labels=list(m.labels),
-            demonstration=m.demonstration,
-            intended_use=m.intended_use,
-        )
-        for m in (bundle.manifest for bundle in installed(service.settings))
-    ]
+
+@router.get("/capabilities", response_model=Capabilities)
+def offered(user: CurrentUser, service: ServiceDep) -> Capabilities:
+    """Explanation methods, report formats, architectures, chat backends, dataset layouts, models."""
+    return capabilities(service.settings)

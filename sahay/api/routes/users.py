@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
-from sahay.api.deps import AdminUser, CurrentUser, SessionDep
-from sahay.store import audit
-from sahay.store.accounts import create_user, list_users
-from sahay.store.records import UserRecord
+from sahay.api.deps import AdminUser, CurrentUser, ServiceDep
+from sahay.services import accounts
+from sahay.services.accounts import UserOut
 
 router = APIRouter(prefix="/users", tags=["users"])
-
-
-class UserOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: str
-    username: str
-    role: str
-    created_at: datetime
 
 
 class NewUser(BaseModel):
@@ -31,18 +19,15 @@ class NewUser(BaseModel):
 
 
 @router.get("/me", response_model=UserOut)
-def me(user: CurrentUser) -> UserRecord:
-    return user
+def me(user: CurrentUser) -> UserOut:
+    return UserOut.model_validate(user)
 
 
 @router.post("", response_model=UserOut, status_code=201)
-def create(body: NewUser, admin: AdminUser, session: SessionDep) -> UserRecord:
-    user = create_user(session, body.username, body.password, body.role)
-    audit.record(session, admin, "create", "user", user.id, {"username": user.username, "role": user.role})
-    session.commit()
-    return user
+def create(body: NewUser, admin: AdminUser, service: ServiceDep) -> UserOut:
+    return accounts.create_user(body.username, body.password, body.role, by=admin, settings=service.settings)
 
 
 @router.get("", response_model=list[UserOut])
-def index(admin: AdminUser, session: SessionDep) -> list[UserRecord]:
-    return list_users(session)
+def index(admin: AdminUser, service: ServiceDep) -> list[UserOut]:
+    return accounts.list_users(service.settings)

@@ -1,12 +1,22 @@
-"""Answer writers. Every backend gets the same system prompt, context block and question."""
+"""Answer writers. Every backend gets the same system prompt, context block and question.
+
+``BACKENDS`` is the one list of them: ``SAHAY_LLM`` names one, and the CLI's help and the API's
+capabilities are read from it. Adding a backend is one module with a ``from_settings(settings)``
+function plus one line below; the module imports its client library inside, so listing is light.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from importlib import import_module
+from typing import TYPE_CHECKING, Protocol
 
-from sahay.chat.context import Context
+from sahay.errors import BadInput
+
+if TYPE_CHECKING:
+    from sahay.chat.context import Context
+    from sahay.config import Settings
 
 TokenCallback = Callable[[str], None]
 
@@ -46,3 +56,44 @@ def messages(context: Context, history: list[Turn]) -> list[dict[str, str]]:
         chat += [{"role": "user", "content": turn.question}, {"role": "assistant", "content": turn.answer}]
     chat.append({"role": "user", "content": f"{context.as_prompt()}\n\nQUESTION: {context.question}"})
     return chat
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    name: str
+    """The value of ``SAHAY_LLM``."""
+    description: str
+    module: str
+    """The module whose ``from_settings(settings)`` builds the backend."""
+
+
+BACKENDS: dict[str, BackendInfo] = {
+    info.name: info
+    for info in (
+        BackendInfo(
+            "grounded",
+            "offline answer composer: cited sentences from the analysis and the knowledge base (default)",
+            "sahay.chat.backends.grounded",
+        ),
+        BackendInfo(
+            "llamacpp",
+            "a local GGUF model through llama.cpp (SAHAY_LLM_MODEL_PATH; pip install 'sahay[llm]')",
+            "sahay.chat.backends.llamacpp",
+        ),
+        BackendInfo(
+            "openai",
+            "any OpenAI-compatible server: Ollama, vLLM, llama.cpp server, OpenAI "
+            "(SAHAY_LLM_BASE_URL, SAHAY_LLM_MODEL)",
+            "sahay.chat.backends.openai_compatible",
+        ),
+    )
+}
+
+
+def make_backend(settings: Settings) -> Backend:
+    """The backend ``SAHAY_LLM`` names, built from settings."""
+    info = BACKENDS.get(settings.llm)
+    if info is None:
+        raise BadInput(f"unknown SAHAY_LLM {settings.llm!r}; use one of {', '.join(BACKENDS)}")
+    backend: Backend = import_module(info.module).from_settings(settings)
+    return backend

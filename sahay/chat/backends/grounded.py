@@ -13,6 +13,7 @@ import re
 from sahay.chat.backends import TokenCallback, Turn
 from sahay.chat.context import Context, Fact
 from sahay.chat.safety import NOT_FOUND, is_dosing, is_instruction
+from sahay.config import Settings
 
 MAX_SENTENCES = 8
 _ARTICLE_MARKER = re.compile(r"\s*\[\d+\]")
@@ -121,3 +122,7 @@ def _cite(sentence: str, marker: str) -> str:
 
 def _words(text: str) -> set[str]:
     return {w[:6] for w in _WORD.findall(text.lower()) if w not in _STOP}
+
+
+def from_settings(settings: Settings) -> GroundedComposer:
+    return GroundedComposer()

@@ -7,7 +7,8 @@ from typing import Any
 
 from sahay.chat.backends import TokenCallback, Turn, messages
 from sahay.chat.context import Context
-from sahay.errors import ModelUnavailable
+from sahay.config import Settings
+from sahay.errors import BadInput, ModelUnavailable
 
 
 class LlamaCpp:
@@ -36,3 +37,9 @@ class LlamaCpp:
                 if on_token is not None:
                     on_token(piece)
         return "".join(pieces)
+
+
+def from_settings(settings: Settings) -> LlamaCpp:
+    if settings.llm_model_path is None:
+        raise BadInput("SAHAY_LLM=llamacpp needs SAHAY_LLM_MODEL_PATH (a GGUF file)")
+    return LlamaCpp(settings.llm_model_path)

@@ -8,7 +8,8 @@ import httpx
 
 from sahay.chat.backends import TokenCallback, Turn, messages
 from sahay.chat.context import Context
-from sahay.errors import ModelUnavailable
+from sahay.config import Settings
+from sahay.errors import BadInput, ModelUnavailable
 
 
 class OpenAICompatible:
@@ -68,3 +69,9 @@ def _delta(line: str) -> str:
         return str(event["choices"][0].get("delta", {}).get("content") or "")
     except (ValueError, KeyError, IndexError, TypeError):
         return ""
+
+
+def from_settings(settings: Settings) -> OpenAICompatible:
+    if not settings.llm_base_url or not settings.llm_model:
+        raise BadInput("SAHAY_LLM=openai needs SAHAY_LLM_BASE_URL and SAHAY_LLM_MODEL")
+    return OpenAICompatible(settings.llm_base_url, settings.llm_model, settings.llm_api_key)

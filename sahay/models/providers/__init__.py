@@ -51,5 +51,11 @@ def get_provider(architecture: str) -> Provider:
     return providers[architecture]
 
 
+def providers() -> list[Provider]:
+    """Every registered provider, sorted by architecture name."""
+    registry = _registry()
+    return [registry[name] for name in sorted(registry)]
+
+
 def known_architectures() -> list[str]:
     return sorted(_registry())

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sahay.config import get_settings
 from sahay.errors import IntegrityError, ModelUnavailable
 from sahay.models.providers import Provider
 
@@ -36,6 +35,8 @@ def _constructor_and_weights(architecture: str) -> tuple[Callable[..., Any], Wei
 
 def weights_locations(weights: WeightsEnum) -> list[Path]:
     import torch
+
+    from sahay.config import get_settings
 
     name = Path(weights.url).name
     return [Path(torch.hub.get_dir()) / "checkpoints" / name, get_settings().home_dir / "backbones" / name]
@@ -70,7 +71,7 @@ def _pretrained(architecture: str) -> Callable[[int], nn.Module]:
             raise IntegrityError(
                 f"{found} is not torchvision's {architecture} ImageNet weights ({exc})"
             ) from exc
-        head: nn.Linear = model.get_submodule("fc")  # type: ignore[assignment]
+        head: nn.Linear = model.get_submodule("fc")
         model.fc = nn.Linear(head.in_features, num_outputs)
         return model
 

@@ -10,7 +10,7 @@ import pytest
 
 from sahay.errors import BadInput
 from sahay.notes import NoteReading, NotesReader, decode_note, read_note
-from sahay.notes.pipeline import DEFAULT_MAX_CHARS, default_reader, split_for_reading
+from sahay.notes.reader import DEFAULT_MAX_CHARS, default_reader, split_for_reading
 
 REPORT = """INDICATION: 64 yo male, 40 pack-year smoker, 3 weeks of cough and weight loss,
 denies fever, history of TB.

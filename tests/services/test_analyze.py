@@ -11,10 +11,10 @@ from PIL import Image
 from sahay.analysis import Analysis, Finding
 from sahay.config import Settings
 from sahay.errors import BadInput
-from sahay.explain.options import ExplainOptions
 from sahay.explain.methods import METHODS, ExplanationMethod, MethodInput, MethodResult
+from sahay.explain.options import ExplainOptions
 from sahay.models.bundle import Bundle
-from sahay.services import analyze as pipeline
+from sahay.services import analyze as analyze_service
 from sahay.services.analyze import analyze, heatmap_targets
 from sahay.services.demo import write_example_image
 from tests.factories import chest_phantom, write_dicom, write_png
@@ -35,7 +35,7 @@ def test_top_three_get_heatmaps_when_none_is_positive() -> None:
 
 
 def test_labels_that_clean_to_the_same_name_get_distinct_files() -> None:
-    assert pipeline._file_stems(["a b", "a_b", "A B", "../x"]) == ["a_b", "a_b-2", "A_B-3", "x"]
+    assert analyze_service._file_stems(["a b", "a_b", "A B", "../x"]) == ["a_b", "a_b-2", "A_B-3", "x"]
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_a_failure_while_writing_keeps_the_previous_result(
     def broken_overlay(*args: object, **kwargs: object) -> None:
         raise RuntimeError("renderer failed")
 
-    monkeypatch.setattr(pipeline, "render_overlay", broken_overlay)
+    monkeypatch.setattr("sahay.explain.overlay.render_overlay", broken_overlay)
     with pytest.raises(RuntimeError):
         analyze(example, model=str(demo_bundle.path), out_dir=out)
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}

@@ -1,0 +1,75 @@
+"""The command line is a thin, fast door: its help is generated from the registries, and starting
+it loads no heavy library (torch, spaCy, transformers, ...) before a command needs one."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from sahay.chat.backends import BACKENDS
+from sahay.cli import app
+from sahay.datasets import LAYOUTS
+from sahay.explain.methods import METHODS
+from sahay.models.providers import known_architectures
+from sahay.reports.formats import FORMATS
+
+HEAVY = (
+    "torch",
+    "torchvision",
+    "spacy",
+    "medspacy",
+    "transformers",
+    "sentence_transformers",
+    "cv2",
+    "sqlalchemy",
+    "mlflow",
+    "fastapi",
+    "qdrant_client",
+    "pydicom",
+    "matplotlib",
+    "sklearn",
+)
+
+
+def _help(*command: str) -> str:
+    result = CliRunner().invoke(app, [*command, "--help"], terminal_width=400, env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    return " ".join(result.output.split())
+
+
+def test_importing_the_cli_loads_no_heavy_library() -> None:
+    code = f"import sys, sahay.cli; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == ""
+
+
+def test_a_missing_file_is_refused_before_any_heavy_library_loads(tmp_path) -> None:
+    code = (
+        "import sys\nfrom sahay.cli import main\n"
+        "try:\n    main(['analyze', {!r}])\nexcept SystemExit as exit:\n    code = exit.code\n"
+        "print(code, ','.join(m for m in {!r} if m in sys.modules))"
+    ).format(str(tmp_path / "absent.dcm"), HEAVY)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["2"]
+    assert "absent.dcm does not exist" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "names"),
+    [
+        (("analyze",), list(METHODS)),
+        (("explain-eval",), list(METHODS)),
+        (("report",), list(FORMATS)),
+        (("train",), known_architectures()),
+        (("train",), list(LAYOUTS)),
+        (("evaluate",), list(LAYOUTS)),
+        (("chat",), list(BACKENDS)),
+    ],
+)
+def test_every_registry_entry_appears_in_the_cli_help(command: tuple[str, ...], names: list[str]) -> None:
+    shown = _help(*command)
+    missing = [name for name in names if name not in shown]
+    assert not missing, f"`sahay {' '.join(command)} --help` does not name {missing}"
