@@ -118,8 +118,13 @@ def main() -> None:
             (
                 f"{name}: analyze end to end (model loaded)",
                 _median_ms(
-                    lambda p=predictor: analyze(
-                        dicom, out_dir=work / "out", predictor=p, settings=settings, force=True
+                    lambda p=predictor, b=bundle: analyze(
+                        dicom,
+                        model=str(b.path),
+                        out_dir=work / "out",
+                        settings=settings,
+                        force=True,
+                        load_predictor=lambda _bundle: p,
                     ),
                     args.repeats,
                 ),

@@ -1,7 +1,8 @@
 """Labelled image datasets on disk (image folders, CSV tables): read once, used by training,
 evaluation, the case library and explanation evaluation.
 
-* ``layouts``: ``LAYOUTS``, the registry of dataset layouts, and ``load_dataset``;
+* ``registry``: ``LAYOUTS``, the registry of dataset layouts (light: help text reads it);
+* ``layouts``: ``load_dataset`` and ``detect_layout``;
 * ``imagefolder``, ``csv_table``: one module per layout;
 * ``splits``: split names and the carving of missing splits (by class or by patient);
 * ``dataset``: ``Sample``, ``LabelledDataset`` and the types every layout shares;
@@ -19,24 +20,24 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sahay.datasets.dataset import (
-        DatasetLayout,
         LabelledDataset,
         LoadOptions,
         Sample,
         UncertainPolicy,
     )
-    from sahay.datasets.layouts import LAYOUTS, detect_layout, load_dataset
+    from sahay.datasets.layouts import detect_layout, load_dataset
+    from sahay.datasets.registry import LAYOUTS, DatasetLayout
     from sahay.datasets.scan import ScanReport, scan_images, write_manifest
     from sahay.datasets.splits import SPLITS
     from sahay.datasets.torch_data import Augment, ImageDataset, class_weights
 
 _HOMES = {
-    "DatasetLayout": "dataset",
+    "DatasetLayout": "registry",
     "LabelledDataset": "dataset",
     "LoadOptions": "dataset",
     "Sample": "dataset",
     "UncertainPolicy": "dataset",
-    "LAYOUTS": "layouts",
+    "LAYOUTS": "registry",
     "detect_layout": "layouts",
     "load_dataset": "layouts",
     "ScanReport": "scan",

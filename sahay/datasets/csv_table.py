@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from sahay.analysis import Task
-from sahay.datasets.dataset import DatasetLayout, LabelledDataset, LoadOptions, Sample, UncertainPolicy
+from sahay.datasets.dataset import LabelledDataset, LoadOptions, Sample, UncertainPolicy
+from sahay.datasets.registry import LAYOUTS
 from sahay.datasets.splits import (
     SPLIT_VALUES,
     SPLITS,
@@ -366,10 +367,6 @@ def _given_splits(
     return found, {s: [c for c, n in zip(strata, names, strict=True) if n == s] for s in found}
 
 
-CSV_TABLE = DatasetLayout(
-    name="csv",
-    description="a .csv label table: one row per image, one 0/1 column per label (blank or -1 uncertain)",
-    title="CSV label table",
-    detect=is_csv_table,
-    load=load_csv,
-)
+CSV_TABLE = LAYOUTS["csv"]
+detect = is_csv_table
+load = load_csv

@@ -6,7 +6,7 @@ Nothing here reads an image, so it imports neither torch nor OpenCV.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Literal
@@ -126,23 +126,3 @@ class LoadOptions:
     uncertain: UncertainPolicy
     columns: CsvColumns
     plan: SplitPlan
-
-
-@dataclass(frozen=True)
-class DatasetLayout:
-    """One way a labelled dataset can lie on disk; an entry of ``LAYOUTS``.
-
-    ``detect(source)`` says whether ``source`` (a file or folder) is in this layout, cheaply and
-    without raising; ``load(source, options)`` reads its labels and splits, raising BadInput for what
-    is wrong. The dataset ``load`` returns has ``layout == name`` and, in a new layout, sets
-    ``image_root`` (the image folder gets ``root`` by default, and every other layout the folder of
-    ``root``).
-    """
-
-    name: str
-    description: str
-    """One line for help text."""
-    title: str
-    """How ``LabelledDataset.summary`` names such a dataset, e.g. "CSV label table"."""
-    detect: Callable[[Path], bool]
-    load: Callable[[Path, LoadOptions], LabelledDataset]

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sahay.datasets.dataset import DatasetLayout, LabelledDataset, LoadOptions, Sample
+from sahay.datasets.dataset import LabelledDataset, LoadOptions, Sample
+from sahay.datasets.registry import LAYOUTS
 from sahay.datasets.splits import carve_missing_splits
 from sahay.errors import BadInput
 
@@ -96,10 +97,6 @@ def _folder_samples(folders: dict[str, list[Path]], classes: list[str]) -> list[
     return samples
 
 
-IMAGE_FOLDER = DatasetLayout(
-    name="imagefolder",
-    description="a folder holding train/<class>/ and test/<class>/ (val/<class>/ optional), one class each",
-    title="Image-folder dataset",
-    detect=is_image_folder,
-    load=load_image_folder,
-)
+IMAGE_FOLDER = LAYOUTS["imagefolder"]
+detect = is_image_folder
+load = load_image_folder

@@ -13,8 +13,8 @@ records every decision it made for the user in ``notes``. ``scan_images`` (``sca
 image once through the project's one reader and writes a DVC-like manifest. ``ImageDataset``
 (``torch_data``) feeds a model, with light augmentation.
 
-A new layout is one module that defines a ``DatasetLayout`` (a detector, and a loader that returns
-a ``LabelledDataset``) plus its line in ``LAYOUTS`` below. Importing this module imports neither
+A new layout is one module with ``detect`` and ``load`` (returning a ``LabelledDataset``) plus its
+line in ``LAYOUTS`` (``registry``), tried in that order. Importing this module imports neither
 torch nor OpenCV.
 
 Example::
@@ -31,20 +31,10 @@ from pathlib import Path
 from typing import get_args
 
 from sahay.analysis import Task
-from sahay.datasets.csv_table import CSV_TABLE
-from sahay.datasets.dataset import CsvColumns, DatasetLayout, LabelledDataset, LoadOptions, UncertainPolicy
-from sahay.datasets.imagefolder import IMAGE_FOLDER
+from sahay.datasets.dataset import CsvColumns, LabelledDataset, LoadOptions, UncertainPolicy
+from sahay.datasets.registry import LAYOUTS, DatasetLayout
 from sahay.datasets.splits import SplitPlan, split_plan
 from sahay.errors import BadInput
-
-LAYOUTS: dict[str, DatasetLayout] = {
-    layout.name: layout
-    for layout in (
-        IMAGE_FOLDER,
-        CSV_TABLE,
-    )
-}
-"""Every dataset layout, by name, in the order ``load_dataset`` tries them."""
 
 
 def load_dataset(

@@ -88,12 +88,14 @@ def analyze(
     *,
     settings: Settings | None = None,
     progress: Progress | None = None,
+    load_predictor: LoadPredictor | None = None,
     **options: Any,
 ) -> Analysis:
     """Analyse one image; ``options`` are ``AnalyzeRequest``'s fields (model, out_dir, notes, ...)."""
     if options.get("out_dir") is not None:
         options["out_dir"] = Path(options["out_dir"])
-    return run_analysis(AnalyzeRequest(Path(image), **options), settings=settings, progress=progress)
+    request = AnalyzeRequest(Path(image), **options)
+    return run_analysis(request, settings=settings, progress=progress, load_predictor=load_predictor)
 
 
 def load_model(name: str, settings: Settings | None = None) -> Predictor:

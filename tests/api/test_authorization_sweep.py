@@ -134,6 +134,7 @@ TABLE: dict[RouteKey, Probe] = {
     ("POST", f"{API}/users"): Probe("admin", ok=201, body=_new_user),
     ("GET", f"{API}/users"): Probe("admin"),
     ("GET", f"{API}/models"): Probe("user"),
+    ("GET", f"{API}/capabilities"): Probe("user"),
     ("POST", f"{API}/analyses"): Probe("user", ok=201, body=_upload),
     ("GET", f"{API}/analyses"): Probe("user", body=lambda sweep: {"params": {"limit": 5}}),
     ("GET", f"{API}/jobs/{{job_id}}"): Probe("user", owned="job"),

@@ -94,11 +94,13 @@ def test_cases_are_ranked_most_similar_first(library: Library) -> None:
     assert response.status_code == 200
     items = response.json()["items"]
     assert len(items) == 3
-    scores = [item["score"] for item in items]
+    scores = [item["similarity"] for item in items]
     assert scores == sorted(scores, reverse=True)
     top = items[0]
-    assert top["diagnosis"] == "round" and top["labels"] == ["synthetic_disc"]
-    assert set(top) == {"case_id", "score", "diagnosis", "modality", "labels", "created_at", "signals"}
+    assert top["diagnosis"] == "round" and top["positive_findings"] == ["synthetic_disc"]
+    # The same fields as `sahay cases search --json`, less the local thumbnail path.
+    shared = {"id", "created_at", "modality", "model", "diagnosis", "positive_findings", "tags"}
+    assert set(top) == shared | {"similarity", "signals"}
     assert set(top["signals"]) >= {"image", "findings"}
 
 

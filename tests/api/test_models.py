@@ -42,3 +42,29 @@ def test_needs_a_token(world: World) -> None:
     response = world.client.get(f"{API}/models")
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_capabilities_name_every_registry_entry(world: World, alice: Account) -> None:
+    from sahay.chat.backends import BACKENDS
+    from sahay.datasets import LAYOUTS
+    from sahay.explain.methods import METHODS
+    from sahay.models.providers import known_architectures
+    from sahay.reports.formats import FORMATS
+
+    response = world.client.get(f"{API}/capabilities", headers=alice.headers)
+    assert response.status_code == 200
+    offered = response.json()
+    names = {key: [entry["name"] for entry in offered[key]] for key in offered if key != "audiences"}
+    assert names["explain_methods"] == list(METHODS)
+    assert names["report_formats"] == list(FORMATS)
+    assert names["architectures"] == known_architectures()
+    assert names["llm_backends"] == list(BACKENDS)
+    assert names["dataset_layouts"] == list(LAYOUTS)
+    assert names["models"] == [DEMO]
+    dicom_only = {f["name"] for f in offered["report_formats"] if f["needs_dicom"]}
+    assert dicom_only == {"dicom-sr", "dicom-sc"}
+    assert offered["audiences"] == ["clinician", "patient"]
+
+
+def test_capabilities_need_a_token(world: World) -> None:
+    assert world.client.get(f"{API}/capabilities").status_code == 401

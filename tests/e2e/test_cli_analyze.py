@@ -334,12 +334,12 @@ def test_a_bad_setting_is_one_line_and_exit_2(
 def test_an_unexpected_error_is_exit_1_without_a_traceback(
     demo_installed: Settings, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sahay.services.analyze
+    import sahay.imaging
 
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("something nobody expected")
 
-    monkeypatch.setattr(sahay.services.analyze, "read_image", explode)
+    monkeypatch.setattr(sahay.imaging, "read_image", explode)
     code, _, stderr = run_cli(capsys, "analyze", _generated_png(tmp_path), "--model", DEMO)
     assert code == 1
     assert "internal error: RuntimeError: something nobody expected" in stderr

@@ -177,7 +177,11 @@ def test_the_whole_path_in_a_browser(page: sync_api.Page, tmp_path: Path) -> Non
     expect(page.locator("#login-form")).to_be_visible()
     _disclaimer_visible(page)
     _shot(page, "01-login")
-    _login_by_keyboard(page)
+    # The UI asks the server once what it offers; the model, method and report lists come from it.
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/capabilities")) as capabilities:
+        _login_by_keyboard(page)
+    assert capabilities.value.status == 200
+    offered = capabilities.value.json()
     expect(page.locator("#logout")).to_be_visible()
     expect(page.locator("#session-user")).to_contain_text(USERNAME)
     expect(page.locator("#login-form")).to_be_hidden()
@@ -185,6 +189,9 @@ def test_the_whole_path_in_a_browser(page: sync_api.Page, tmp_path: Path) -> Non
     expect(page.locator("#history-empty")).to_be_visible()
     expect(page.locator(f"#model option[value='{DEMO}']")).to_have_count(1)
     expect(page.locator("#model option").first).to_have_text("Automatic (default)")
+    methods = [method["name"] for method in offered["explain_methods"]]
+    assert page.locator("#explain option").evaluate_all("os => os.map((o) => o.value)") == methods
+    expect(page.get_by_label("Explanation method")).to_have_value("gradcam")
     _shot(page, "02-upload")
 
     # A file that is not an image: the API's reason is shown, in an alert.
@@ -201,6 +208,7 @@ def test_the_whole_path_in_a_browser(page: sync_api.Page, tmp_path: Path) -> Non
     expect(page.locator("#file-chosen")).to_contain_text("case.dcm")
     page.fill("#notes", NOTE)
     page.select_option("#model", DEMO)
+    page.select_option("#explain", "gradcam++")  # not the server's default, so the choice shows
     page.click("#analyze-button")
     progress = page.locator("[role=progressbar]")
     expect(progress).to_be_visible()
@@ -237,6 +245,8 @@ def test_the_whole_path_in_a_browser(page: sync_api.Page, tmp_path: Path) -> Non
     expect(page.locator("#heatmap-select")).to_have_value("synthetic_disc")
     assert page.locator("#regions-layer g.region").count() >= 1
     expect(page.locator("#explanation")).to_contain_text("synthetic_disc")
+    chosen = next(m for m in offered["explain_methods"] if m["name"] == "gradcam++")
+    expect(page.locator("#explanation")).to_contain_text(f"{chosen['title']}.")
 
     layer_opacity = "getComputedStyle(document.querySelector('#heatmap-layer')).opacity"
     expect(page.get_by_label("Heatmap opacity")).to_have_attribute("id", "opacity")
@@ -282,8 +292,11 @@ def test_the_whole_path_in_a_browser(page: sync_api.Page, tmp_path: Path) -> Non
     expect(box).to_be_hidden()
 
     # Reports, fetched with the token and saved under the server's file name.
-    for report_format in ("html", "pdf", "fhir", "dicom-sr", "dicom-sc"):
-        expect(page.locator(f"#reports button[data-format='{report_format}']")).to_have_count(1)
+    # A DICOM upload: a button for every format the server offers, DICOM formats included.
+    formats = [report["name"] for report in offered["report_formats"]]
+    assert {"html", "pdf", "fhir", "dicom-sr", "dicom-sc"} <= set(formats)
+    expect(page.locator("#reports button")).to_have_count(len(formats))
+    assert page.locator("#reports button").evaluate_all("bs => bs.map((b) => b.dataset.format)") == formats
     with page.expect_download() as pdf:
         page.click("#reports button[data-format='pdf']")
     assert pdf.value.suggested_filename.endswith(".pdf")

@@ -1,0 +1,73 @@
+// The result of one analysis: its heading and warnings, then each part (findings, viewer, notes,
+// chat, reports, similar cases) drawn by its own module.
+
+import { getAnalysis } from "./api.js";
+import { clearChat, renderChat } from "./chat.js";
+import { $, el } from "./dom.js";
+import { renderFindings, sortedFindings } from "./findings.js";
+import { formatDate } from "./format.js";
+import { clearError, reportError, setStatus } from "./messages.js";
+import { renderNotes } from "./notes.js";
+import { renderReports } from "./reports.js";
+import { loadSimilar } from "./similar.js";
+import { setAnalysis } from "./state.js";
+import { clearViewer, renderViewer } from "./viewer.js";
+
+export function showAnalysis(analysis) {
+  setAnalysis(analysis);
+  $("result").hidden = false;
+  $("nav-result").hidden = false;
+  renderHeading(analysis);
+  const findings = sortedFindings(analysis);
+  renderFindings(findings);
+  renderViewer(analysis, findings);
+  renderNotes(analysis);
+  renderChat(analysis);
+  renderReports(analysis);
+  loadSimilar(analysis);
+}
+
+/** Fetch an analysis by id and show it; errors are shown, then thrown for the caller. */
+export async function openAnalysis(id, { focus = true } = {}) {
+  clearError();
+  setStatus("Loading the analysis…");
+  try {
+    const analysis = await getAnalysis(id);
+    showAnalysis(analysis);
+    setStatus(`Showing the analysis of ${analysis.image.filename}.`);
+    if (focus) $("result").focus();
+  } catch (error) {
+    reportError(error, "Could not open the analysis");
+    throw error;
+  }
+}
+
+export function closeAnalysis() {
+  clearViewer();
+  clearChat();
+  setAnalysis(null);
+  $("result").hidden = true;
+  $("nav-result").hidden = true;
+}
+
+function renderHeading(analysis) {
+  const image = analysis.image;
+  const model = analysis.model || {};
+  $("result-title").textContent = `Result: ${image.filename}`;
+  $("result-meta").textContent = [
+    image.modality || (image.format || "").toUpperCase(),
+    `${image.columns} × ${image.rows} px`,
+    `model ${model.name} ${model.version}`,
+    formatDate(analysis.created_at),
+  ]
+    .filter(Boolean)
+    .join(" · ");
+
+  const notice = $("demonstration-notice");
+  notice.textContent = analysis.demonstration_notice || "";
+  notice.hidden = !analysis.demonstration_notice;
+
+  const warnings = $("warnings");
+  warnings.replaceChildren(...(analysis.warnings || []).map((w) => el("li", {}, w)));
+  warnings.hidden = !(analysis.warnings && analysis.warnings.length);
+}

@@ -1,0 +1,98 @@
+// A new analysis: choose or drop an image, add a note, pick the model and explanation method,
+// and upload it, with a progress bar while it runs.
+
+import { analyse } from "./api.js";
+import { showAnalysis } from "./analysis.js";
+import { $ } from "./dom.js";
+import { loadHistory } from "./history.js";
+import { clearError, reportError, setStatus, showError } from "./messages.js";
+import { setUpChoices } from "./upload-choices.js";
+
+let selectedFile = null; // a dropped file, for browsers that cannot put it in the input
+
+export function setUpUpload() {
+  $("upload-form").addEventListener("submit", onAnalyse);
+  setUpDropZone();
+  setUpChoices();
+}
+
+function chooseFile(file) {
+  selectedFile = file || null;
+  $("file-chosen").textContent = file
+    ? `Chosen: ${file.name} (${(file.size / 1024).toFixed(0)} KB)`
+    : "No file chosen.";
+}
+
+function setAnalysing(busy) {
+  const button = $("analyze-button");
+  button.disabled = busy;
+  button.textContent = busy ? "Analysing…" : "Analyse";
+  $("progress").hidden = !busy;
+  $("upload-form").setAttribute("aria-busy", busy ? "true" : "false");
+}
+
+async function onAnalyse(event) {
+  event.preventDefault();
+  clearError();
+  const file = selectedFile || $("file-input").files[0];
+  if (!file) {
+    showError("Choose an image file first (DICOM, PNG, JPEG or TIFF).");
+    $("file-input").focus();
+    return;
+  }
+  const form = new FormData();
+  form.append("image", file, file.name);
+  const notes = $("notes").value;
+  if (notes.trim()) form.append("notes", notes);
+  for (const id of ["model", "explain"]) {
+    if ($(id).value) form.append(id, $(id).value);
+  }
+
+  setAnalysing(true);
+  setStatus(`Analysing ${file.name}. This can take up to a minute.`);
+  try {
+    const analysis = await analyse(form);
+    showAnalysis(analysis);
+    const positives = analysis.findings.filter((f) => f.positive).length;
+    setStatus(
+      `Analysis finished: ${positives} positive finding${positives === 1 ? "" : "s"} of ${analysis.findings.length}.`,
+    );
+    loadHistory(true);
+    $("result").focus();
+  } catch (error) {
+    reportError(error, "The analysis failed");
+  } finally {
+    setAnalysing(false);
+  }
+}
+
+function setUpDropZone() {
+  const zone = $("drop-zone");
+  const input = $("file-input");
+  input.addEventListener("change", () => chooseFile(input.files[0]));
+  for (const type of ["dragenter", "dragover"]) {
+    zone.addEventListener(type, (event) => {
+      event.preventDefault();
+      event.dataTransfer.dropEffect = "copy";
+      zone.classList.add("dragover");
+    });
+  }
+  zone.addEventListener("dragleave", (event) => {
+    if (!zone.contains(event.relatedTarget)) zone.classList.remove("dragover");
+  });
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("dragover");
+    const files = event.dataTransfer.files;
+    if (!files || !files.length) return;
+    try {
+      input.files = files;
+    } catch {
+      // Older browsers: the file is kept in selectedFile instead.
+    }
+    chooseFile(files[0]);
+  });
+  // A file dropped beside the zone must not replace the page.
+  window.addEventListener("dragover", (event) => event.preventDefault());
+  window.addEventListener("drop", (event) => event.preventDefault());
+}
