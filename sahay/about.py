@@ -1,11 +1,8 @@
 """The version, and the decision-support disclaimer that every output carries."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("sahay")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+source"
+__version__ = "0.1.0"
+"""The one place the version is written; pyproject.toml reads it from here (no metadata look-up
+at start-up)."""
 
 DISCLAIMER = (
     "Sahay is a decision-support tool, not a diagnosis. Its outputs are model estimates "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sahay.errors import BadInput
@@ -80,6 +80,70 @@ class Settings(BaseSettings):
         default=5, gt=0, description="Failed logins allowed per user name and client address per minute."
     )
     workers: int = Field(default=1, gt=0, description="Inference worker threads in the web service.")
+    # Service limits: what one request, one user and everyone together may hold (docs/security.md).
+    max_body_kb: int = Field(
+        default=64, gt=0, description="Largest request body other than an upload, in KB."
+    )
+    body_timeout_s: float = Field(
+        default=60.0, gt=0, description="Seconds a client may take to send a request body (uploads too)."
+    )
+    max_connections: int = Field(
+        default=256, gt=0, description="Concurrent connections `sahay serve` accepts; beyond, 503."
+    )
+    max_waiting_per_user: int = Field(
+        default=4, gt=0, description="Requests one user may have waiting for a model at once; beyond, 429."
+    )
+    max_jobs_per_user: int = Field(
+        default=2, gt=0, description="Background analyses one user may have queued or running; beyond, 429."
+    )
+    max_queued_jobs: int = Field(
+        default=16, gt=0, description="Background analyses queued or running for everyone; beyond, 503."
+    )
+    sweep_interval_s: float = Field(
+        default=600.0, gt=0, description="How often the service removes what interrupted uploads left."
+    )
+    api_docs: bool = Field(
+        default=True, description="Serve the interactive API documentation at /docs (from local files)."
+    )
+
+    # Accounts and sign-in
+    login_attempts_per_address: int = Field(
+        default=30,
+        gt=0,
+        description="Failed logins allowed per client address per minute, whatever the user names.",
+    )
+    login_attempts_overall: int = Field(
+        default=300,
+        gt=0,
+        description="Failed logins allowed per minute from all clients together; beyond, every login waits.",
+    )
+    login_lockout_max_minutes: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest lockout: each one in a row doubles, from one minute up to this.",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses or networks (CIDR) of reverse proxies whose "
+        "X-Forwarded-For is believed; none by default, and then the connecting address is the client.",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        """Each entry an IP address or network, written in its canonical form."""
+        import ipaddress
+
+        networks = []
+        for entry in (part.strip() for part in value.split(",")):
+            if not entry:
+                continue
+            try:
+                networks.append(str(ipaddress.ip_network(entry, strict=False)))
+            except ValueError:
+                example = "e.g. 10.0.0.5 or 10.0.0.0/24"
+                raise ValueError(f"{entry!r} is not an IP address or network ({example})") from None
+        return ",".join(networks)
 
     @property
     def home_dir(self) -> Path:
@@ -113,3 +177,21 @@ def reload_settings() -> Settings:
     """Forget cached settings (tests change the environment)."""
     get_settings.cache_clear()
     return get_settings()
+
+
+def keep_private(settings: Settings) -> None:
+    """Make every file this process creates owner-only, and SAHAY_HOME 0700.
+
+    The command line and the web service call this first; the database (and its WAL), uploads,
+    heatmaps and reports then never appear readable by other users of the machine, whatever
+    the umask of the shell that started Sahay.
+    """
+    import os
+
+    from sahay.fileio import PRIVATE_UMASK
+
+    os.umask(PRIVATE_UMASK)
+    home = settings.home_dir
+    home.mkdir(parents=True, exist_ok=True)
+    if home.stat().st_uid == os.getuid():
+        home.chmod(0o700)

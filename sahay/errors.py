@@ -90,8 +90,8 @@ class Conflict(SahayError):
     http_status = 409
 
 
-class TooManyAttempts(SahayError):
-    """Rate-limited; ``retry_after`` says when to try again."""
+class TooManyRequests(SahayError):
+    """This client has too much in flight; ``retry_after`` (seconds) says when to try again."""
 
     exit_code = 2
     http_status = 429
@@ -101,11 +101,23 @@ class TooManyAttempts(SahayError):
         self.retry_after = retry_after
 
 
+class TooManyAttempts(TooManyRequests):
+    """Sign-in is rate-limited for this name or address."""
+
+
 class ServiceUnavailable(SahayError):
     """An optional part the request needs is not installed or not reachable."""
 
     exit_code = 2
     http_status = 503
+
+
+class ServiceBusy(ServiceUnavailable):
+    """The service is at a limit it keeps for everyone (queue, database); ``retry_after`` in seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def describe_error(exc: BaseException) -> str:

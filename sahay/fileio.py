@@ -10,6 +10,8 @@ from pathlib import Path
 from sahay.errors import BadInput
 
 _CHUNK = 1024 * 1024
+PRIVATE_UMASK = 0o077
+"""Files Sahay creates hold patient data: readable by their owner only (0600, folders 0700)."""
 
 
 def sha256_file(path: Path) -> str:

@@ -3,69 +3,44 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from sahay.config import Settings
-from sahay.errors import Forbidden, NotFound
+from sahay.errors import Forbidden
 from sahay.services.accounts import Sessions
+from sahay.services.jobs import JobBoard
 from sahay.services.workspace import Workspace
 from sahay.store.records import UserRecord
 
 T = TypeVar("T")
-JOB_RETENTION = timedelta(hours=24)
-"""Finished jobs are forgotten after this; their analyses stay."""
-
-
-@dataclass
-class Job:
-    """Long work (a perturbation explanation) that the client polls; ``step`` is its last progress."""
-
-    id: str
-    owner_id: str
-    status: str = "queued"  # queued, running, done, failed
-    analysis_id: str | None = None
-    error: str | None = None
-    error_status: int | None = None
-    step: str | None = None
-    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @dataclass
 class Service:
+    """What the running service holds: its settings, the use cases' state, and its worker pools."""
+
     settings: Settings
     workspace: Workspace
     sessions: Sessions
+    board: JobBoard
     inference: ThreadPoolExecutor
-    jobs: dict[str, Job] = field(default_factory=dict)
+    """Model work: analyses and similar-case embeddings (``SAHAY_WORKERS`` threads)."""
+    images: ThreadPoolExecutor
+    """Decoding images for the viewer: bounded, so concurrent views cannot exhaust memory."""
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
-    async def run(self, function: Callable[..., T], *args: Any) -> T:
-        """Run model work in the inference pool, off the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(self.inference, function, *args)
-
-    def new_job(self, owner: UserRecord) -> Job:
-        cutoff = datetime.now(UTC) - JOB_RETENTION
-        for old in [
-            j for j in self.jobs.values() if j.status in ("done", "failed") and j.created_at < cutoff
-        ]:
-            del self.jobs[old.id]
-        job = Job(id=uuid.uuid4().hex, owner_id=owner.id)
-        self.jobs[job.id] = job
-        return job
-
-    def job(self, user: UserRecord, job_id: str) -> Job:
-        job = self.jobs.get(job_id)
-        if job is None or (job.owner_id != user.id and user.role != "admin"):
-            raise NotFound(f"no job {job_id!r}")
-        return job
+    async def run(
+        self, user: UserRecord, pool: ThreadPoolExecutor, function: Callable[..., T], *args: Any
+    ) -> T:
+        """Run ``function`` in ``pool``, off the event loop, counted against ``user``'s waiting limit."""
+        with self.board.waiting(user):
+            return await asyncio.get_running_loop().run_in_executor(pool, function, *args)
 
 
 def get_service(request: Request) -> Service:
@@ -96,4 +71,7 @@ AdminUser = Annotated[UserRecord, Depends(admin_user)]
 
 
 def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client's address: the connecting peer, or, when the peer is one of SAHAY_TRUSTED_PROXIES,
+    the nearest untrusted address in X-Forwarded-For."""
+    peer = request.client.host if request.client else None
+    return get_service(request).sessions.client_address(peer, request.headers.getlist("x-forwarded-for"))

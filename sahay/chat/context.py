@@ -22,6 +22,8 @@ class Fact:
     text: str
     label: str | None = None
     """The finding it is about, if any."""
+    positive: bool | None = None
+    """Whether the model calls that finding positive (``None`` for facts about no finding)."""
 
 
 @dataclass
@@ -56,8 +58,8 @@ def analysis_facts(analysis: Analysis) -> list[Fact]:
     """Numbered facts: the model, each finding with its threshold, where it looked, the note, warnings."""
     facts: list[Fact] = []
 
-    def add(where: str, text: str, label: str | None = None) -> None:
-        facts.append(Fact(f"A{len(facts) + 1}", where, text, label))
+    def add(where: str, text: str, label: str | None = None, positive: bool | None = None) -> None:
+        facts.append(Fact(f"A{len(facts) + 1}", where, text, label, positive))
 
     model = analysis.model
     add(
@@ -75,9 +77,15 @@ def analysis_facts(analysis: Analysis) -> list[Fact]:
             f"{finding.label}: model probability {finding.probability:.2f}, {verdict} its threshold "
             f"{finding.threshold:.2f}, so the model calls it {result}.",
             finding.label,
+            finding.positive,
         )
         if finding.explanation is not None:
-            add(f"findings[{finding.label}].explanation", finding.explanation.summary, finding.label)
+            add(
+                f"findings[{finding.label}].explanation",
+                finding.explanation.summary,
+                finding.label,
+                finding.positive,
+            )
     quality = analysis.quality
     if quality is not None and quality.forced:
         add("quality", "The image did not look like those the model was made for; it was analysed anyway.")
@@ -86,5 +94,5 @@ def analysis_facts(analysis: Analysis) -> list[Fact]:
             add("fusion.discordances", text)
         for fused in analysis.fusion.findings:
             if fused.evidence:
-                add(f"fusion[{fused.label}]", fused.explanation, fused.label)
+                add(f"fusion[{fused.label}]", fused.explanation, fused.label, fused.image_positive)
     return facts

@@ -7,7 +7,10 @@ Each question goes through the same steps, whatever backend writes the answer:
    for each positive finding (its "Usual next steps", say), and the best passages for the
    question; sentences that try to instruct the assistant are dropped from passages;
 3. decline off-topic requests; otherwise let the backend write the answer;
-4. verify every sentence (``sahay.chat.verify``) and put the fixed guardrail sentences first;
+4. verify every sentence (``sahay.chat.verify``) as it is written and put the fixed guardrail
+   sentences first; a question whether the image is normal gets the model's positive findings
+   first. ``on_token`` receives the verified sentences only, and in order they make the answer's
+   text: a sentence that fails is never shown, even for a moment;
 5. give the decision-support disclaimer once a conversation.
 
 Example:
@@ -26,7 +29,7 @@ from sahay.analysis import Analysis
 from sahay.chat import safety
 from sahay.chat.backends import Backend, TokenCallback, Turn, make_backend
 from sahay.chat.context import Context, Fact, analysis_facts
-from sahay.chat.verify import CheckedSentence, split_sentences, verify
+from sahay.chat.verify import CheckedSentence, SentenceStream, check_sentence, split_sentences
 from sahay.chat.websearch import ExaSearch, WebSearch
 from sahay.config import Settings, get_settings
 from sahay.errors import BadInput
@@ -42,11 +45,21 @@ ON_TOPIC_SIMILARITY = 0.3
 """A question whose closest passage is less similar than this is off topic (measured: medical
 questions score 0.4 to 0.8, "tell me a joke" 0.16)."""
 
+_NORMAL_QUESTION = (
+    r"\b(?:is|are|was|were|does|do|did)\s+(?:(?:the|this|my|her|his|their|these|that)\s+)?"
+    r"(?:(?:chest\s+)?(?:x-?ray|image|scan|results?|study|film|radiograph|mammogram)|everything|it|this|that|all)"
+    r"\s+(?:(?:look|looks|seem|seems|appear|appears)\s+)?(?:completely\s+|totally\s+|all\s+)?"
+    r"(?:normal|abnormal|ok|okay|fine|clear|healthy|alright|all right)\b(?!\s+(?:to|for|if)\b)"
+    r"|\b(?:anything|something) (?:wrong|abnormal)\b"
+)
+"""A question whether the image is normal: the answer names the model's positive findings first."""
+
 _INTENTS: list[tuple[Intent, str]] = [
     ("specialist", r"\b(specialist|which doctor|who should (she|he|i|they) see|refer|referral)\b"),
     ("urgency", r"\b(urgent|emergency|serious|how soon|worried|dangerous|life.threatening)\b"),
     ("next_steps", r"\b(next|what (should|do) we do|follow.?up|management|what now|treat)"),
     ("prognosis", r"\b(prognosis|survival|survive|life expectancy|outlook|chance of)\b"),
+    ("findings", _NORMAL_QUESTION),
     (
         "findings",
         r"\b(indicate|show|shows|found|find|result|results|mean|means)\b.*\b(x-?ray|image|scan|this)\b"
@@ -174,18 +187,42 @@ class Conversation:
             lead.append(safety.NO_DIAGNOSIS)
         if context.uncovered and len(context.uncovered) == len(positives):
             lead.append(safety.NO_ARTICLE)  # what retrieval finds is not about these findings
+        say = _Speaker(on_token)
         if not on_topic and not red_flag:
             sentences = [CheckedSentence(safety.OFF_TOPIC)]
+            say(safety.OFF_TOPIC)
             return self._finish(question, sentences, [], context, intent, flags, red_flag, off_topic=True)
-        raw = self.backend.answer(context, self.history, intent, on_token)
-        checked = verify(raw, context)
-        body = [s for s in checked.sentences if s.text not in lead]
+        for text in lead:
+            say(text)
+        body: list[CheckedSentence] = []
+
+        def accept(sentence: CheckedSentence) -> None:
+            if sentence.text not in lead:
+                body.append(sentence)
+                say(sentence.text)
+
+        dropped: list[CheckedSentence] = []
+        if re.search(_NORMAL_QUESTION, question, re.IGNORECASE):
+            opening = _positive_findings_first(context)
+            if opening is not None:
+                checked = check_sentence(opening, context)
+                if checked.problem is None:
+                    accept(checked)
+                else:
+                    dropped.append(checked)
+        stream = SentenceStream(context, on_verified=accept)
+        raw = self.backend.answer(context, self.history, intent, stream.feed)
+        if raw.startswith(stream.raw):  # a backend that streamed less than it returned (or nothing)
+            stream.feed(raw[len(stream.raw) :])
+        dropped += stream.finish().dropped
         if flags.prognosis:
             body.append(CheckedSentence(safety.PROGNOSIS_CAVEAT))
+            say(safety.PROGNOSIS_CAVEAT)
         if not body:
             body = [CheckedSentence(safety.NOT_FOUND)]
+            say(safety.NOT_FOUND)
         sentences = [CheckedSentence(text) for text in lead] + body
-        return self._finish(question, sentences, checked.dropped, context, intent, flags, red_flag)
+        return self._finish(question, sentences, dropped, context, intent, flags, red_flag)
 
     def _finish(
         self,
@@ -247,6 +284,31 @@ class Conversation:
 
     def _audience_filter(self) -> str | None:
         return "patient" if self.audience == "patient" else None
+
+
+class _Speaker:
+    """Passes sentences to ``on_token`` joined as ``Answer.text`` joins them, so that the streamed
+    text, put together, is the answer's text."""
+
+    def __init__(self, on_token: TokenCallback | None) -> None:
+        self.on_token = on_token
+        self.started = False
+
+    def __call__(self, sentence: str) -> None:
+        if self.on_token is not None:
+            self.on_token(f" {sentence}" if self.started else sentence)
+        self.started = True
+
+
+def _positive_findings_first(context: Context) -> str | None:
+    """For "is the image normal?": the findings the model calls positive, each cited, or None."""
+    positives = [f for f in context.facts if f.positive and f.field == f"findings[{f.label}]"]
+    if not positives:
+        return None
+    names = [str(f.label) for f in positives]
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    citations = " ".join(f"[{f.id}]" for f in positives)
+    return f"The model does not read this image as normal: it calls {listed} positive {citations}."
 
 
 def _clean(passages: list[Passage]) -> list[Passage]:

@@ -6,15 +6,17 @@ Exit codes: 0 done, 1 a failed check or an internal error, 2 bad input or usage.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated
 
 import typer
 
 from sahay.about import __version__
-from sahay.cli import admin, analyze, cases, chat, models, notes, pacs, reports, train
+from sahay.cli import admin, analyze, backup, cases, chat, models, notes, pacs, reports, train
 from sahay.cli.common import err, escape, out
 from sahay.errors import SahayError
+from sahay.fileio import PRIVATE_UMASK
 
 app = typer.Typer(
     name="sahay",
@@ -51,6 +53,8 @@ app.command("evaluate")(train.evaluate_command)
 app.command("explain-eval")(train.explain_eval_command)
 app.command("serve")(admin.serve_command)
 app.command("audit")(admin.audit_command)
+app.command("backup")(backup.backup_command)
+app.command("restore")(backup.restore_command)
 app.add_typer(models.app, name="models")
 app.add_typer(train.runs_app, name="runs")
 app.add_typer(cases.app, name="cases")
@@ -68,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
+        os.umask(PRIVATE_UMASK)  # what Sahay writes holds patient data: owner-only files
         app(args=args, prog_name="sahay")
     except SahayError as exc:
         if debug:

@@ -27,7 +27,6 @@ from datetime import date, timedelta
 from enum import StrEnum
 from pathlib import Path
 
-from pydicom import dcmread
 from pydicom.datadict import dictionary_has_tag, keyword_for_tag, repeater_has_tag
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -43,9 +42,17 @@ from pydicom.uid import (
 )
 
 from sahay.about import __version__
+from sahay.config import get_settings
 from sahay.errors import BadInput, describe_error
 from sahay.fileio import atomic_write_bytes, atomic_write_text
-from sahay.imaging.dicom import looks_like_dicom, malformed_attributes
+from sahay.imaging.dicom import looks_like_dicom
+from sahay.imaging.dicom_parse import (
+    PYDICOM_ERRORS,
+    check_structure,
+    describe_pydicom_error,
+    malformed_attributes,
+    parse_dicom,
+)
 
 DICOM_UID_ROOT = "1.2.840.10008."
 
@@ -745,6 +752,21 @@ _SECONDARY_CAPTURE = frozenset(
     ("1.2.840.10008.5.1.4.1.1.7", *(f"1.2.840.10008.5.1.4.1.1.7.{n}" for n in range(1, 5)))
 )
 
+# Modalities (0008,0060) whose images often carry burned-in text (names, dates, IDs drawn by the
+# device or a capture card): without Burned In Annotation (0028,0301) they get a warning.
+BURNED_IN_MODALITIES: dict[str, str] = {
+    "US": "Ultrasound",
+    "IVUS": "Intravascular ultrasound",
+    "ES": "Endoscopy",
+    "XA": "X-ray angiography",
+    "RF": "Radiofluoroscopy",
+    "XC": "External-camera photography",
+    "OP": "Ophthalmic photography",
+    "GM": "General microscopy",
+    "SM": "Slide microscopy",
+    "DOC": "Document",
+}
+
 # PS3.16 CID 7050 "De-identification Method" codes (scheme DCM).
 _BASIC_CODE = ("113100", "Basic Application Confidentiality Profile")
 _DATES_CODE = ("113107", "Retain Longitudinal Temporal Information Modified Dates Option")
@@ -842,8 +864,13 @@ class Deidentifier:
         """A de-identified copy of ``ds`` (``ds`` is not changed) and warnings for the user.
 
         Raises BadInput naming ``name`` for images marked as having burned-in text (unless
-        ``allow_burned_in``) and for malformed attributes.
+        ``allow_burned_in``), for malformed attributes and for sequences nested too deep.
         """
+        check_structure(ds, name)
+        return self._deidentify(ds, name)
+
+    def _deidentify(self, ds: Dataset, name: str) -> tuple[Dataset, list[str]]:
+        """``dataset`` for a dataset ``parse_dicom`` has checked already."""
         warnings: list[str] = []
         with malformed_attributes(name):
             self._check_burned_in(ds, name, warnings)
@@ -878,18 +905,23 @@ class Deidentifier:
 
     def _write(self, data: bytes, name: str, dst: Path) -> list[str]:
         ds = _parse(data, name)
-        if getattr(ds, "file_meta", Dataset()).get("MediaStorageSOPClassUID") == MediaStorageDirectoryStorage:
+        meta = getattr(ds, "file_meta", None) or FileMetaDataset()
+        if meta.get("MediaStorageSOPClassUID") == MediaStorageDirectoryStorage:
             # Its record offsets would go stale; a viewer can rebuild the index from the output.
             raise BadInput(
                 f"{name} is a DICOMDIR index, which is not de-identified; rebuild it from the output."
             )
-        out, warnings = self.dataset(ds, name=name)
+        with malformed_attributes(name):
+            meta_warning = _check_identifiable(ds, meta, name)
+        out, warnings = self._deidentify(ds, name)
+        if meta_warning:
+            warnings.insert(0, meta_warning)
         buffer = io.BytesIO()
         try:
             out.save_as(buffer, enforce_file_format=True)
-        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        except PYDICOM_ERRORS as exc:  # e.g. a value its character set cannot encode
             raise BadInput(
-                f"{name} could not be written after de-identification ({describe_error(exc)})."
+                f"{name} could not be written after de-identification ({describe_pydicom_error(exc)})."
             ) from exc
         atomic_write_bytes(dst, buffer.getvalue())
         return warnings
@@ -907,10 +939,9 @@ class Deidentifier:
                     "(--allow-burned-in) and check the output image by eye."
                 )
             warnings.append("Burned In Annotation (0028,0301) is YES: text in the pixels was not removed.")
-        elif not burned_in and str(ds.get("SOPClassUID", "")) in _SECONDARY_CAPTURE:
+        elif not burned_in and (risk := _burned_in_risk(ds)):
             warnings.append(
-                "Secondary Capture image without Burned In Annotation (0028,0301): "
-                "check its pixels for text before sharing."
+                f"{risk} without Burned In Annotation (0028,0301): check its pixels for text before sharing."
             )
 
     def _clean(self, ds: Dataset, shift: timedelta | None, warnings: list[str]) -> None:
@@ -1175,8 +1206,57 @@ def _read(path: Path) -> bytes:
 
 
 def _parse(data: bytes, name: str) -> Dataset:
-    with malformed_attributes(name):
-        return dcmread(io.BytesIO(data), force=data[128:132] != b"DICM")
+    # A deflated dataset may inflate to no more than the configured file limit (SAHAY_MAX_FILE_MB).
+    return parse_dicom(data, name, max_inflated_bytes=get_settings().max_file_bytes)
+
+
+def _burned_in_risk(ds: Dataset) -> str | None:
+    """What makes an image likely to carry burned-in text: a Secondary Capture, or its modality."""
+    if str(ds.get("SOPClassUID", "")) in _SECONDARY_CAPTURE:
+        return "Secondary Capture image"
+    modality = str(ds.get("Modality", "") or "").strip().upper()
+    if modality in BURNED_IN_MODALITIES:
+        return (
+            f"{BURNED_IN_MODALITIES[modality]} ({modality}) image, a modality whose devices often "
+            "write patient details into the pixels,"
+        )
+    return None
+
+
+def _check_identifiable(ds: Dataset, meta: Dataset, name: str) -> str | None:
+    """Refuse a file that cannot be written back as a DICOM file; a warning if it has no file meta.
+
+    A file without file meta information (no 128-byte preamble and "DICM", or no group 0002) is
+    read with an inferred transfer syntax; its output gets a new file meta, which needs the SOP
+    Class and Instance UIDs that the file meta would otherwise have given.
+    """
+    has_meta = bool(meta.get("TransferSyntaxUID"))
+    missing = [
+        f"{label} ({tag})"
+        for label, tag, here, in_meta in (
+            ("SOP Class UID", "0008,0016", "SOPClassUID", "MediaStorageSOPClassUID"),
+            ("SOP Instance UID", "0008,0018", "SOPInstanceUID", "MediaStorageSOPInstanceUID"),
+        )
+        if not str(ds.get(here, "") or "").strip() and not str(meta.get(in_meta, "") or "").strip()
+    ]
+    if missing:
+        where = (
+            "it has no file meta information (no 128-byte preamble and DICM prefix, or no group 0002)"
+            if not has_meta
+            else "its file meta information does not name them either"
+        )
+        raise BadInput(
+            f"{name} has no {' and no '.join(missing)}, and {where}, so it cannot be written as a "
+            "de-identified DICOM file. Export it again from the archive or device as a standard DICOM "
+            "file (PS3.10, with file meta information)."
+        )
+    if has_meta:
+        return None
+    syntax = _transfer_syntax_read_with(ds)
+    return (
+        "no file meta information (no 128-byte preamble and DICM prefix, or no group 0002): the "
+        f"dataset was read as {syntax.name}, and the output was given a new file meta."
+    )
 
 
 def _patient_key(ds: Dataset) -> str:

@@ -6,16 +6,11 @@ pixel decoding happens: ``open_dicom`` parses the dataset, ``OpenedDicom.decode`
 
 from __future__ import annotations
 
-import io
 import struct
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
-from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.pixels import (
     apply_color_lut,
@@ -37,7 +32,13 @@ from pydicom.uid import (
 )
 
 from sahay.analysis import ImageInfo
-from sahay.errors import BadInput, UnsupportedFormat, describe_error
+from sahay.errors import BadInput, UnsupportedFormat
+from sahay.imaging.dicom_parse import (
+    PYDICOM_ERRORS,
+    describe_pydicom_error,
+    malformed_attributes,
+    parse_dicom,
+)
 from sahay.imaging.raster import collapse_grey_rgb
 
 # Study and patient identifiers copied into ImageInfo only when the user asks to keep them.
@@ -59,20 +60,6 @@ MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 _YBR_CONVERTIBLE = ("YBR_FULL", "YBR_FULL_422")
 # YBR_ICT/YBR_RCT are only valid for JPEG 2000, whose decoders return RGB.
 _SUPPORTED_PHOTOMETRIC = (*MONOCHROME, "RGB", *_YBR_CONVERTIBLE, "YBR_ICT", "YBR_RCT", "PALETTE COLOR")
-
-# What pydicom raises on malformed files; turned into BadInput, chained, never swallowed.
-_PYDICOM_ERRORS = (
-    InvalidDicomError,
-    ValueError,
-    TypeError,
-    KeyError,
-    IndexError,
-    AttributeError,
-    NotImplementedError,
-    EOFError,
-    OSError,
-    struct.error,
-)
 
 # What pydicom's LUT and colour functions raise on malformed attributes.
 _LUT_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, NotImplementedError, struct.error)
@@ -184,15 +171,12 @@ class OpenedDicom:
             ) from exc
 
 
-def open_dicom(data: bytes, filename: str) -> OpenedDicom:
-    """Parse ``data`` as DICOM and check it holds a decodable image, without decoding pixels."""
-    has_preamble = data[128:132] == b"DICM"
-    try:
-        ds = dcmread(io.BytesIO(data), force=not has_preamble)
-    except _PYDICOM_ERRORS as exc:
-        raise BadInput(
-            f"{filename} could not be read as DICOM; it may be truncated or corrupt ({describe_error(exc)})."
-        ) from exc
+def open_dicom(data: bytes, filename: str, *, max_inflated_bytes: int) -> OpenedDicom:
+    """Parse ``data`` as DICOM and check it holds a decodable image, without decoding pixels.
+
+    ``max_inflated_bytes`` caps what a deflated dataset may inflate to (see ``parse_dicom``).
+    """
+    ds = parse_dicom(data, filename, max_inflated_bytes=max_inflated_bytes)
     # pydicom parses element values lazily, so malformed ones surface only when first read.
     with malformed_attributes(filename):
         _ensure_transfer_syntax(ds)
@@ -205,17 +189,6 @@ def open_dicom(data: bytes, filename: str) -> OpenedDicom:
             columns=int(ds.Columns),
             number_of_frames=int(get_nr_frames(ds, warn=False)),
         )
-
-
-@contextmanager
-def malformed_attributes(filename: str) -> Iterator[None]:
-    """Turn pydicom's errors on malformed element values into a BadInput naming the file."""
-    try:
-        yield
-    except _PYDICOM_ERRORS as exc:
-        raise BadInput(
-            f"{filename} has malformed DICOM attributes and cannot be read ({describe_error(exc)})."
-        ) from exc
 
 
 def _ensure_transfer_syntax(ds: Dataset) -> None:
@@ -274,9 +247,20 @@ def _decode_frame(ds: Dataset, index: int, filename: str) -> tuple[np.ndarray, s
         if not decoder.is_available:
             raise _missing_decoder(filename, syntax, decoder) from exc
         raise _corrupt_pixels(filename, syntax, exc) from exc
-    except _PYDICOM_ERRORS as exc:
+    except PYDICOM_ERRORS as exc:
+        raise _corrupt_pixels(filename, syntax, exc) from exc
+    except BaseException as exc:
+        if not _is_decoder_panic(exc):
+            raise
         raise _corrupt_pixels(filename, syntax, exc) from exc
     return array, str(properties.get("photometric_interpretation", ds.PhotometricInterpretation))
+
+
+def _is_decoder_panic(exc: BaseException) -> bool:
+    """A Rust decoder's panic (pylibjpeg-rle, through pyo3), which derives from BaseException, not
+    Exception: on corrupt data it would otherwise escape every handler up to the door. Found by
+    tests/fuzz on a corrupt RLE file ("index out of bounds")."""
+    return type(exc).__name__ == "PanicException" and type(exc).__module__ == "pyo3_runtime"
 
 
 def _missing_decoder(filename: str, syntax: UID, decoder: Decoder) -> UnsupportedFormat:
@@ -287,10 +271,10 @@ def _missing_decoder(filename: str, syntax: UID, decoder: Decoder) -> Unsupporte
     )
 
 
-def _corrupt_pixels(filename: str, syntax: UID, exc: Exception) -> BadInput:
+def _corrupt_pixels(filename: str, syntax: UID, exc: BaseException) -> BadInput:
     return BadInput(
         f"{filename}: the {syntax.name} pixel data could not be decoded; "
-        f"the file is truncated or corrupt ({describe_error(exc)})."
+        f"the file is truncated or corrupt ({describe_pydicom_error(exc)})."
     )
 
 

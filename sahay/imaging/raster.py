@@ -33,8 +33,19 @@ _MAGIC: tuple[tuple[bytes, RasterFormat], ...] = (
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 _COLOUR_MODES = ("RGB", "RGBA", "RGBX", "P", "PA", "CMYK", "YCbCr")
 
-# What Pillow raises on truncated or corrupt data; turned into BadInput, chained.
-_PILLOW_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError, KeyError)
+# What Pillow raises on truncated or corrupt data; turned into BadInput, chained. (TypeError: a
+# TIFF page without dimensions, "Missing dimensions", found by tests/fuzz.)
+_PILLOW_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    zlib.error,
+    IndexError,
+    KeyError,
+    TypeError,
+)
 
 
 def sniff_raster(data: bytes) -> RasterFormat | None:

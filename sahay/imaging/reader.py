@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pydicom.dataset import Dataset
 
 from sahay.analysis import ImageFormat, ImageInfo
 from sahay.config import Settings, get_settings
 from sahay.errors import BadInput, InputTooLarge, UnsupportedFormat
 from sahay.fileio import check_input_file
 from sahay.imaging.dicom import OpenedDicom, looks_like_dicom, open_dicom
+from sahay.imaging.dicom_parse import parse_dicom
 from sahay.imaging.raster import OpenedRaster, open_raster, sniff_raster
 
 _MB = 1024 * 1024
@@ -42,8 +44,9 @@ def read_image(
     """Read a DICOM, PNG, JPEG or TIFF file into display-ready pixels and its ImageInfo.
 
     The format is decided by the file's content, not its extension. Limits come from ``settings``
-    (default: ``get_settings()``): the file size is checked before reading, the pixel count before
-    decoding. Patient identifiers are kept in ``info.identifiers`` only when ``keep_identifiers``.
+    (default: ``get_settings()``): the file size is checked before reading, what a deflated DICOM
+    dataset inflates to while inflating it (the same limit), the pixel count before decoding.
+    Patient identifiers are kept in ``info.identifiers`` only when ``keep_identifiers``.
     ``window`` (center, width) overrides a greyscale DICOM's own window, for viewers.
     Raises BadInput (or its subclasses InputTooLarge, UnsupportedFormat) with a message naming the file.
 
@@ -55,13 +58,29 @@ def read_image(
     settings = get_settings() if settings is None else settings
     path = Path(path)
     data = _read_within_limit(path, settings)
-    opened = _open(data, path.name)
+    opened = _open(data, path.name, settings)
     _check_pixel_limit(path.name, opened.rows, opened.columns, settings)
     sha256 = hashlib.sha256(data).hexdigest()
     pixels, info, warnings = opened.decode(sha256=sha256, keep_identifiers=keep_identifiers, window=window)
     if not np.isfinite(pixels).all():
         raise BadInput(f"{path.name} decodes to non-finite pixel values; the file is corrupt.")
     return LoadedImage(pixels=pixels, info=info, warnings=tuple(warnings))
+
+
+def read_dicom_dataset(path: str | os.PathLike[str], *, settings: Settings | None = None) -> Dataset:
+    """Parse a DICOM file into a pydicom Dataset, within the limits ``read_image`` applies.
+
+    For code that needs the whole dataset rather than pixels (an archive pull, a report):
+    unlike ``pydicom.dcmread``, it refuses a file over the size limit, a deflated dataset that
+    inflates past it, sequences nested too deep and lengths past the end of the file, each as a
+    BadInput (or InputTooLarge) naming the file. Pixel data are not decoded.
+    """
+    settings = get_settings() if settings is None else settings
+    path = Path(path)
+    data = _read_within_limit(path, settings)
+    if not looks_like_dicom(data):
+        raise UnsupportedFormat(f"{path.name} is not a DICOM file (no DICM marker or DICOM header).")
+    return parse_dicom(data, path.name, max_inflated_bytes=settings.max_file_bytes)
 
 
 def sniff_format(data: bytes) -> ImageFormat | None:
@@ -95,7 +114,7 @@ def _check_file_size(filename: str, size: int, settings: Settings) -> None:
         )
 
 
-def _open(data: bytes, filename: str) -> OpenedDicom | OpenedRaster:
+def _open(data: bytes, filename: str, settings: Settings) -> OpenedDicom | OpenedRaster:
     fmt = sniff_format(data)
     if fmt is None:
         raise UnsupportedFormat(
@@ -103,7 +122,8 @@ def _open(data: bytes, filename: str) -> OpenedDicom | OpenedRaster:
             "whatever its extension). Give an image file in one of those formats."
         )
     if fmt == "dicom":
-        return open_dicom(data, filename)
+        # A deflated dataset may inflate to no more than an uncompressed file may hold.
+        return open_dicom(data, filename, max_inflated_bytes=settings.max_file_bytes)
     return open_raster(data, filename, fmt)
 
 

@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -34,6 +34,7 @@ from sahay.explain.methods import get_method
 from sahay.explain.options import ExplainOptions
 from sahay.imaging.raster import png_bytes
 from sahay.models.predictor import PredictorCache
+from sahay.progress import Progress
 from sahay.services.analyze import AnalyzeRequest, run_analysis
 from sahay.services.models import check_installed
 from sahay.store import audit
@@ -42,13 +43,17 @@ from sahay.store.db import session_scope
 from sahay.store.records import AnalysisRecord, CaseRecord, UserRecord
 
 MAX_NOTES_CHARS = 20_000
+ORPHAN_GRACE_S = 60.0
+_CHUNK = 1024 * 1024
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True)
 class Upload:
+    """An uploaded image, already spooled to ``path`` (a file the workspace owns and removes)."""
+
     filename: str
-    data: bytes
+    path: Path
     notes: str | None = None
     model: str | None = None
     explain: ExplainOptions = field(default_factory=ExplainOptions)
@@ -120,27 +125,62 @@ class Workspace:
         self.search_lock = threading.Lock()
         # Storing an upload's blob with its row, and deleting a blob no row uses, must not interleave.
         self._blob_lock = threading.Lock()
+        self._staging: set[Path] = set()  # uploads in progress; the sweep leaves these alone
+        self._staging_lock = threading.Lock()
 
     # Creating ------------------------------------------------------------------------------
 
-    def create(self, owner: UserRecord, upload: Upload) -> tuple[AnalysisRecord, Analysis]:
-        """Analyse an upload and store it. On any failure nothing is left behind."""
-        if len(upload.data) > self.settings.max_file_bytes:
-            raise InputTooLarge(
-                f"{upload.filename} is {len(upload.data) / 1e6:.1f} MB; the limit is "
-                f"{self.settings.max_file_mb:g} MB (SAHAY_MAX_FILE_MB)"
-            )
-        if not upload.data:
-            raise BadInput(f"{upload.filename or 'the upload'} is empty")
-        notes = _clean_notes(upload.notes)
-        if upload.model is not None:
-            check_installed(upload.model, self.settings)
-        self.root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".upload-", dir=self.root))
+    def spool(self, filename: str, stream: BinaryIO) -> Upload:
+        """Copy an upload's stream to a staging folder on disk (never whole into memory)."""
+        staging = self._new_staging()
+        source = staging / _safe_filename(filename)
         try:
-            source = staging / _safe_filename(upload.filename)
-            source.write_bytes(upload.data)
-            out = staging / "analysis"
+            with source.open("wb") as handle:
+                copied = 0
+                while chunk := stream.read(_CHUNK):
+                    copied += len(chunk)
+                    if copied > self.settings.max_file_bytes:
+                        raise self._too_large(filename, copied)
+                    handle.write(chunk)
+        except BaseException:
+            self.discard(source)
+            raise
+        return Upload(filename=filename, path=source)
+
+    def _too_large(self, filename: str, size: int) -> InputTooLarge:
+        return InputTooLarge(
+            f"{filename} is at least {size / 1e6:.1f} MB; the limit is "
+            f"{self.settings.max_file_mb:g} MB (SAHAY_MAX_FILE_MB)"
+        )
+
+    def discard(self, path: Path) -> None:
+        """Remove a spooled upload's staging folder (a refused or finished upload)."""
+        with self._staging_lock:
+            self._staging.discard(path.parent)
+        shutil.rmtree(path.parent, ignore_errors=True)
+
+    def _new_staging(self) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self._staging_lock:
+            staging = Path(tempfile.mkdtemp(prefix=".upload-", dir=self.root))
+            self._staging.add(staging)
+        return staging
+
+    def create(
+        self, owner: UserRecord, upload: Upload, progress: Progress | None = None
+    ) -> tuple[AnalysisRecord, Analysis]:
+        """Analyse a spooled upload and store it. On any failure nothing is left behind."""
+        try:
+            size = upload.path.stat().st_size
+            if size > self.settings.max_file_bytes:
+                raise self._too_large(upload.filename, size)
+            if not size:
+                raise BadInput(f"{upload.filename or 'the upload'} is empty")
+            notes = _clean_notes(upload.notes)
+            if upload.model is not None:
+                check_installed(upload.model, self.settings)
+            source = upload.path
+            out = source.parent / "analysis"
             request = AnalyzeRequest(
                 source,
                 model=upload.model,
@@ -149,11 +189,13 @@ class Workspace:
                 explain=upload.explain,
                 force=upload.force,
             )
-            analysis = run_analysis(request, settings=self.settings, load_predictor=self.predictors)
+            analysis = run_analysis(
+                request, settings=self.settings, progress=progress, load_predictor=self.predictors
+            )
             with self._blob_lock:
                 return self._store(owner, analysis, source, out, notes)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            self.discard(upload.path)
 
     def _store(
         self, owner: UserRecord, analysis: Analysis, source: Path, out: Path, notes: str | None
@@ -187,20 +229,26 @@ class Workspace:
             raise
         return record, analysis
 
-    def sweep(self, older_than_s: float = 3600.0) -> int:
-        """Remove what an interrupted upload left (a crash between the steps of ``create``):
-        staging folders, and analysis folders with no row. Returns how many were removed."""
+    def sweep(self, older_than_s: float = ORPHAN_GRACE_S) -> int:
+        """Remove what an interrupted upload left (a crash, a killed process): staging folders no
+        upload of this process owns, and analysis folders with no row older than ``older_than_s``
+        (a younger one may be between its move and its row). Returns how many were removed.
+        The service runs this at start-up and then every ``SAHAY_SWEEP_INTERVAL_S``."""
         if not self.root.is_dir():
             return 0
-        cutoff = time.time() - older_than_s  # younger ones may belong to an upload in progress
+        cutoff = time.time() - older_than_s
         with session_scope(self.settings) as session:
             known = set(session.scalars(select(AnalysisRecord.id)))
+        with self._staging_lock:
+            in_progress = set(self._staging)
         removed = 0
         for folder in self.root.iterdir():
-            orphan = folder.name.startswith(".upload-") or (
-                _looks_like_id(folder.name) and folder.name not in known
-            )
-            if orphan and folder.is_dir() and folder.stat().st_mtime < cutoff:
+            if folder.name.startswith(".upload-"):
+                orphan = folder not in in_progress
+            else:
+                orphan = _looks_like_id(folder.name) and folder.name not in known
+                orphan = orphan and folder.stat().st_mtime < cutoff
+            if orphan and folder.is_dir():
                 shutil.rmtree(folder, ignore_errors=True)
                 removed += 1
         return removed

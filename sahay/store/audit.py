@@ -13,7 +13,21 @@ from sqlalchemy.orm import ORMExecuteState, Session
 
 from sahay.store.records import AuditEvent, UserRecord
 
-Action = Literal["login", "login-failed", "logout", "create", "view", "export", "delete", "chat", "search"]
+Action = Literal[
+    "login",
+    "login-failed",
+    "logout",
+    "create",
+    "view",
+    "export",
+    "delete",
+    "chat",
+    "search",
+    "disable",
+    "enable",
+    "set-password",
+    "revoke-sessions",
+]
 
 
 def record(

@@ -1,5 +1,8 @@
 """Tokens: short-lived JWT access tokens and revocable refresh tokens (HS256, PyJWT).
 
+An access token carries its user's token version (``ver``); sign-out, disabling the account, a new
+password or revoking the sessions raise the version, and every older access token stops at once.
+
 The signing key is ``SAHAY_SECRET_KEY`` or, when unset, a random key created once in
 ``$SAHAY_HOME/secret.key`` with owner-only permissions.
 """
@@ -80,5 +83,21 @@ class Tokens:
         return claims
 
     def _encode(self, user: UserRecord, kind: str, jti: str, expires: datetime, now: datetime) -> str:
-        payload = {"sub": user.id, "role": user.role, "type": kind, "jti": jti, "iat": now, "exp": expires}
+        payload: dict[str, Any] = {
+            "sub": user.id,
+            "role": user.role,
+            "type": kind,
+            "jti": jti,
+            "iat": now,
+            "exp": expires,
+        }
+        if kind == "access":
+            # The user's token version when issued: raising it ends this token (see ``current``).
+            payload["ver"] = user.token_version
         return jwt.encode(payload, self.key, algorithm=ALGORITHM)
+
+    @staticmethod
+    def current(claims: dict[str, Any], user: UserRecord) -> bool:
+        """Whether an access token's claims are of the user's present token version."""
+        version = claims.get("ver")
+        return isinstance(version, int) and not isinstance(version, bool) and version == user.token_version

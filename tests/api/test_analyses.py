@@ -501,12 +501,14 @@ def test_start_up_removes_what_interrupted_uploads_left(
     import time
 
     root = sahay_home / "analyses"
-    stale_staging, orphan, young = root / ".upload-abc", root / ("f" * 32), root / ".upload-new"
-    for folder in (stale_staging, orphan, young):
+    stale_staging, orphan, young_staging = root / ".upload-abc", root / ("f" * 32), root / ".upload-new"
+    young_orphan = root / ("e" * 32)
+    for folder in (stale_staging, orphan, young_staging, young_orphan):
         (folder / "x").mkdir(parents=True)
     old = time.time() - 7200
     for folder in (stale_staging, orphan):
         os.utime(folder, (old, old))
     make_world(model=False)
     assert not stale_staging.exists() and not orphan.exists()
-    assert young.exists(), "a folder younger than an hour may belong to an upload in progress"
+    assert not young_staging.exists(), "at start-up no upload is in progress, however young its folder"
+    assert young_orphan.exists(), "a young analysis folder may be between its move and its row"

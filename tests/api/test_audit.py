@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -189,12 +191,14 @@ def test_bulk_orm_statements_cannot_rewrite_the_log(
 
 
 def test_sahay_audit_prints_the_entries(
-    settings: Settings, make_world: Callable[..., World], capsys: pytest.CaptureFixture[str]
+    settings: Settings,
+    make_world: Callable[..., World],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     password = "ledger-keeper-2024-pass"
-    assert (
-        run_cli(capsys, "users", "create", "--admin", "--username", "auditor", "--password", password)[0] == 0
-    )
+    monkeypatch.setattr(sys, "stdin", io.StringIO(password + "\n"))
+    assert run_cli(capsys, "users", "create", "--admin", "--username", "auditor", "--password-stdin")[0] == 0
     served = make_world(model=False)
     failed = served.client.post(f"{API}/auth/token", data={"username": "auditor", "password": WRONG_PASSWORD})
     assert failed.status_code == 401

@@ -78,6 +78,8 @@ class Sweep:
     admin: Account
     analysis_id: str
     job_id: str
+    target: Account
+    """A clinician whom the administrators' user routes act on (disabled, given passwords)."""
 
     def fresh_analysis(self) -> str:
         return self.world.analyse(self.owner, png_bytes(seed=90))["id"]
@@ -117,6 +119,10 @@ def _new_user(sweep: Sweep) -> dict[str, Any]:
     return {"json": {"username": unique("sweep-new"), "password": new_password()}}
 
 
+def _password(sweep: Sweep) -> dict[str, Any]:
+    return {"json": {"password": new_password()}}
+
+
 def _upload(sweep: Sweep) -> dict[str, Any]:
     return {"files": {"image": ("sweep.png", png_bytes(seed=91), "image/png")}, "data": {"model": DEMO}}
 
@@ -126,6 +132,7 @@ def _question(sweep: Sweep) -> dict[str, Any]:
 
 
 ANALYSIS = f"{API}/analyses/{{analysis_id}}"
+USER = f"{API}/users/{{user_id}}"
 TABLE: dict[RouteKey, Probe] = {
     ("POST", f"{API}/auth/token"): Probe("public", body=_sign_in),
     ("POST", f"{API}/auth/refresh"): Probe("public", body=_refresh_token),
@@ -133,6 +140,12 @@ TABLE: dict[RouteKey, Probe] = {
     ("GET", f"{API}/users/me"): Probe("user"),
     ("POST", f"{API}/users"): Probe("admin", ok=201, body=_new_user),
     ("GET", f"{API}/users"): Probe("admin"),
+    ("POST", f"{USER}/disable"): Probe("admin"),
+    ("POST", f"{USER}/enable"): Probe("admin"),
+    ("POST", f"{USER}/revoke-sessions"): Probe("admin", ok=204),
+    # A user may also set their own password (with the old one: tests/api/test_users.py); another
+    # user's, only an administrator.
+    ("PUT", f"{USER}/password"): Probe("admin", ok=204, body=_password),
     ("GET", f"{API}/models"): Probe("user"),
     ("GET", f"{API}/capabilities"): Probe("user"),
     ("POST", f"{API}/analyses"): Probe("user", ok=201, body=_upload),
@@ -153,6 +166,7 @@ TABLE: dict[RouteKey, Probe] = {
     ("GET", "/openapi.json"): Probe("public"),
     ("GET", "/docs"): Probe("public"),
     ("GET", "/docs/oauth2-redirect"): Probe("public"),
+    ("MOUNT", "/docs-assets"): Probe("public"),
     ("GET", "/redoc"): Probe("public"),
 }
 # The browser UI, present when sahay/web/ holds it.
@@ -177,7 +191,12 @@ def _url(route: RouteKey, sweep: Sweep, analysis_id: str | None = None) -> str:
     method, template = route
     if method == "MOUNT":
         return f"{template}/index.html"
-    values = {**PATH_VALUES, "analysis_id": analysis_id or sweep.analysis_id, "job_id": sweep.job_id}
+    values = {
+        **PATH_VALUES,
+        "analysis_id": analysis_id or sweep.analysis_id,
+        "job_id": sweep.job_id,
+        "user_id": sweep.target.id,
+    }
     return re.sub(r"\{(\w+):\w+\}", r"{\1}", template).format(**values)  # {label:path} -> {label}
 
 
@@ -195,7 +214,7 @@ def sweep(world: World, admin: Account) -> Sweep:
     assert started.status_code == 202, started.text
     job = world.wait_for_job(owner, started.json()["id"])
     assert job["status"] == "done", job
-    return Sweep(world, owner, other, admin, analysis_id, job["id"])
+    return Sweep(world, owner, other, admin, analysis_id, job["id"], world.account("sweep-target"))
 
 
 def _ids(routes: Iterable[RouteKey]) -> list[str]:
@@ -351,4 +370,12 @@ def test_a_clinician_gets_403_from_admin_routes(sweep: Sweep, route: RouteKey) -
 
 
 def test_the_admin_routes_are_the_expected_ones() -> None:
-    assert set(ADMIN) == {("POST", f"{API}/users"), ("GET", f"{API}/users"), ("GET", f"{API}/audit")}
+    assert set(ADMIN) == {
+        ("POST", f"{API}/users"),
+        ("GET", f"{API}/users"),
+        ("POST", f"{USER}/disable"),
+        ("POST", f"{USER}/enable"),
+        ("POST", f"{USER}/revoke-sessions"),
+        ("PUT", f"{USER}/password"),
+        ("GET", f"{API}/audit"),
+    }

@@ -2,7 +2,9 @@
 
 The chat server answers from what it is sent, like a model would: it quotes the first passage
 of the context block with its citation, then adds what the test scripted (for example a
-sentence with an invented number), streamed as server-sent events a few characters at a time.
+sentence with an invented number; ``reply`` can write it from the context block it was sent),
+streamed as server-sent events a few characters at a time. ``cut_after`` ends the stream inside
+the scripted text, the way a dropped connection does.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +24,10 @@ class FakeLLM:
     url: str
     requests: list[dict[str, Any]] = field(default_factory=list)
     extra: str = ""
+    reply: Callable[[str], str] | None = None
+    """Writes the scripted text from the user message (context block and question) instead of ``extra``."""
+    cut_after: int | None = None
+    """Stop streaming after this many characters of the scripted text, without the closing ``[DONE]``."""
     status: int = 200
 
 
@@ -53,9 +59,10 @@ class _ChatHandler(BaseHTTPRequestHandler):
             return
         prompt = body["messages"][-1]["content"]
         first = re.search(r"^\[1\] [^:]+: (.+?[.!?])", prompt, re.MULTILINE)
-        answer = (f"{first.group(1)} [1]" if first else "Nothing found.") + (
-            " " + state.extra if state.extra else ""
-        )
+        extra = state.reply(prompt) if state.reply is not None else state.extra
+        if state.cut_after is not None:
+            extra = extra[: state.cut_after]
+        answer = (f"{first.group(1)} [1]" if first else "Nothing found.") + (" " + extra if extra else "")
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
@@ -63,7 +70,8 @@ class _ChatHandler(BaseHTTPRequestHandler):
             event = {"choices": [{"index": 0, "delta": {"content": answer[start : start + 7]}}]}
             self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
             self.wfile.flush()
-        self.wfile.write(b"data: [DONE]\n\n")
+        if state.cut_after is None:
+            self.wfile.write(b"data: [DONE]\n\n")
 
     def _json(self, payload: dict[str, Any]) -> None:
         data = json.dumps(payload).encode()

@@ -23,7 +23,9 @@ def _cited_documents(answer: Answer) -> set[str]:
 
 
 def _assert_grounded(answer: Answer) -> None:
-    """Every sentence is a fixed policy sentence or cites evidence that exists."""
+    """Every sentence is a fixed policy sentence or cites evidence that exists, and the verifier
+    removed nothing the composer wrote."""
+    assert not answer.dropped, [(s.text, s.problem) for s in answer.dropped]
     for sentence in answer.sentences:
         assert sentence.text in safety.POLICY_SENTENCES or sentence.evidence, sentence.text
         assert sentence.problem is None
@@ -36,6 +38,20 @@ def test_what_does_this_x_ray_indicate(knowledge: KnowledgeBase) -> None:
     assert "Effusion: model probability 0.82, at or above its threshold 0.50" in answer.text
     assert "effusion" in _cited_documents(answer)
     assert answer.disclaimer == DISCLAIMER
+
+
+def test_is_the_image_normal_names_the_positive_findings_first(knowledge: KnowledgeBase) -> None:
+    analysis = chest_analysis(Effusion=0.82, Cardiomegaly=0.7)
+    chat = Conversation(analysis, knowledge=knowledge)
+    tokens: list[str] = []
+    answer = chat.ask("Is the image normal?", on_token=tokens.append)
+    _assert_grounded(answer)
+    first = answer.sentences[0]
+    assert "Effusion" in first.text and "Cardiomegaly" in first.text
+    facts = {f.id: f for f in answer.context.facts}
+    assert {facts[e].field for e in first.evidence} == {"findings[Effusion]", "findings[Cardiomegaly]"}
+    assert "".join(tokens) == answer.text and answer.text.startswith(first.text)
+    assert not any(" normal [" in s.text or "unremarkable" in s.text for s in answer.sentences[1:])
 
 
 @pytest.mark.parametrize(

@@ -719,3 +719,90 @@ def test_folder_progress_counts_every_file(tmp_path: Path) -> None:
         tmp_path / "in", tmp_path / "out", secret=SECRET, progress=lambda d, t: heard.append((d, t))
     )
     assert heard == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+# --- burned-in text by modality, files without file meta, values that cannot be written -----------
+
+# A storage class of the modality's own, so that the Secondary Capture warning does not answer first.
+_MODALITY_CLASSES = {
+    "US": "1.2.840.10008.5.1.4.1.1.6.1",  # Ultrasound Image Storage
+    "ES": "1.2.840.10008.5.1.4.1.1.77.1.1",  # VL Endoscopic Image Storage
+    "XA": "1.2.840.10008.5.1.4.1.1.12.1",  # X-Ray Angiographic Image Storage
+    "CR": "1.2.840.10008.5.1.4.1.1.1",  # Computed Radiography Image Storage
+}
+
+
+def _of_modality(path: Path, modality: str, burned_in: str | None = None) -> Path:
+    dicom_at(path, modality=modality)
+    ds = dcmread(path)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = _MODALITY_CLASSES[modality]
+    if burned_in is not None:
+        ds.BurnedInAnnotation = burned_in
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.mark.parametrize("modality", ["US", "ES", "XA"])
+def test_modalities_that_often_burn_in_text_are_flagged_without_the_attribute(
+    tmp_path: Path, modality: str
+) -> None:
+    flagged = deidentify_path(_of_modality(tmp_path / "in.dcm", modality), tmp_path / "a.dcm")
+
+    (warning,) = flagged.warnings["in.dcm"]
+    assert f"({modality}) image" in warning and "Burned In Annotation (0028,0301)" in warning
+    assert "check its pixels for text before sharing" in warning
+    said_no = deidentify_path(_of_modality(tmp_path / "no.dcm", modality, "NO"), tmp_path / "b.dcm")
+    assert said_no.warnings == {}
+    with pytest.raises(BadInput, match="Burned In Annotation"):
+        deidentify_path(_of_modality(tmp_path / "yes.dcm", modality, "YES"), tmp_path / "c.dcm")
+
+
+def test_a_radiograph_without_the_attribute_is_not_flagged(tmp_path: Path) -> None:
+    assert deidentify_path(_of_modality(tmp_path / "cr.dcm", "CR"), tmp_path / "out.dcm").warnings == {}
+
+
+def _bare(path: Path, *, drop: tuple[str, ...] = ()) -> Path:
+    """A dataset with no preamble, DICM prefix or file meta (group 0002), as old systems write."""
+    dicom_at(path, preamble=False)
+    if drop:
+        ds = dcmread(path, force=True)
+        for keyword in drop:
+            delattr(ds, keyword)
+        ds.save_as(path, implicit_vr=False, little_endian=True, enforce_file_format=False)
+    return path
+
+
+def test_a_file_without_file_meta_is_written_with_a_warning(tmp_path: Path) -> None:
+    report = deidentify_path(_bare(tmp_path / "bare.dcm"), tmp_path / "out.dcm")
+
+    assert report.written == [tmp_path / "out.dcm"]
+    assert any(
+        "no file meta information" in w and "Explicit VR Little Endian" in w
+        for w in report.warnings["bare.dcm"]
+    )
+    assert dcmread(tmp_path / "out.dcm").file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+
+
+def test_a_file_without_file_meta_or_sop_uids_gets_a_clear_refusal(tmp_path: Path) -> None:
+    path = _bare(tmp_path / "anonymous.dcm", drop=("SOPClassUID", "SOPInstanceUID"))
+
+    with pytest.raises(BadInput) as caught:
+        deidentify_path(path, tmp_path / "out.dcm")
+
+    message = str(caught.value)
+    assert "anonymous.dcm has no SOP Class UID (0008,0016) and no SOP Instance UID (0008,0018)" in message
+    assert "no file meta information" in message and "standard DICOM file" in message
+    assert "AttributeError" not in message
+    assert not (tmp_path / "out.dcm").exists()
+
+
+def test_a_value_the_character_set_cannot_encode_is_bad_input_without_a_traceback(tmp_path: Path) -> None:
+    """Found by tests/fuzz: pydicom raises IndexError encoding the pseudonym in ISO 2022 IR 87 alone."""
+    path = dicom_at(tmp_path / "jis.dcm")
+    ds = dcmread(path)
+    ds.SpecificCharacterSet = "ISO 2022 IR 87"
+    ds.save_as(path, enforce_file_format=True)
+
+    with pytest.raises(BadInput, match=r"jis\.dcm could not be written after de-identification") as caught:
+        deidentify_path(path, tmp_path / "out.dcm")
+    assert "Traceback" not in str(caught.value)

@@ -182,3 +182,21 @@ def test_pillow_decompression_bomb_is_input_too_large(
 
     with pytest.raises(InputTooLarge, match=r"bomb\.png"):
         read_image(path)
+
+
+def test_tiff_page_without_dimensions_is_bad_input(tmp_path: Path) -> None:
+    """Found by tests/fuzz: Pillow raises TypeError("Missing dimensions") when it counts the pages."""
+    path = write_tiff(tmp_path / "pages.tif", GREY_8, GREY_8)
+    data = bytearray(path.read_bytes())
+    first = int.from_bytes(data[4:8], "little")
+    second = int.from_bytes(
+        data[first + 2 + 12 * int.from_bytes(data[first : first + 2], "little") :][:4], "little"
+    )
+    for index in range(int.from_bytes(data[second : second + 2], "little")):
+        entry = second + 2 + 12 * index
+        if int.from_bytes(data[entry : entry + 2], "little") in (256, 257):  # ImageWidth, ImageLength
+            data[entry : entry + 2] = (0xC000 + index).to_bytes(2, "little")  # no longer either
+    path.write_bytes(bytes(data))
+
+    with pytest.raises(BadInput, match=r"pages\.tif could not be decoded.*Missing dimensions"):
+        read_image(path)

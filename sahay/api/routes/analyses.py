@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel
 
-from sahay.api.deps import CurrentUser, Job, Service, ServiceDep
+from sahay.api.deps import CurrentUser, Service, ServiceDep
 from sahay.errors import SahayError
 from sahay.services.analyze import DEFAULT_METHOD, ExplainOptions
+from sahay.services.jobs import Job
 from sahay.services.workspace import AnalysisOut, AnalysisPage, Upload, runs_in_background
 from sahay.store.records import UserRecord
 
 router = APIRouter(tags=["analyses"])
 log = logging.getLogger("sahay.api")
 PRIVATE = {"Cache-Control": "private, no-store"}
+MAX_OFFSET = 1_000_000_000
 
 
 class JobOut(BaseModel):
@@ -48,29 +53,37 @@ async def create_analysis(
         bool, Query(description="Answer 202 with a job to poll instead of waiting")
     ] = False,
 ) -> Any:
-    upload = Upload(
-        filename=image.filename or "upload",
-        data=await image.read(),  # UploadGuard has bounded the body; Workspace.create checks the file
-        notes=notes,
-        model=model or None,
-        explain=ExplainOptions(method=explain),
-        force=force,
-    )
-    upload.check()
-    if background or runs_in_background(upload.explain):
-        job = service.new_job(user)
+    options = ExplainOptions(method=explain)
+    Upload(filename="", path=Path(), explain=options).check()  # a wrong method before any copying
+    job = service.board.new_job(user) if background or runs_in_background(options) else None
+    try:
+        # RequestGuard has bounded the body; it is copied to disk in a worker thread, never held whole.
+        spooled = await run_in_threadpool(service.workspace.spool, image.filename or "upload", image.file)
+    except BaseException:
+        if job is not None:
+            job.status, job.error = "failed", "the upload could not be stored"
+        raise
+    upload = replace(spooled, notes=notes, model=model or None, explain=options, force=force)
+    if job is not None:
         task = asyncio.create_task(_run_job(service, job, user, upload))
         service.tasks.add(task)
         task.add_done_callback(service.tasks.discard)
         return JSONResponse(JobOut(id=job.id, status=job.status).model_dump(), status_code=202)
-    record, analysis = await service.run(service.workspace.create, user, upload)
+    try:
+        record, analysis = await service.run(user, service.inference, service.workspace.create, user, upload)
+    except BaseException:
+        service.workspace.discard(upload.path)  # refused before the worker took it (429)
+        raise
     return service.workspace.describe(user, record, analysis)
 
 
 async def _run_job(service: Service, job: Job, user: UserRecord, upload: Upload) -> None:
     job.status = "running"
+    loop = asyncio.get_running_loop()
     try:
-        record, _ = await service.run(service.workspace.create, user, upload)
+        record, _ = await loop.run_in_executor(
+            service.inference, service.workspace.create, user, upload, job.progress
+        )
     except SahayError as exc:
         job.status, job.error, job.error_status = "failed", str(exc), exc.http_status
         return
@@ -78,12 +91,14 @@ async def _run_job(service: Service, job: Job, user: UserRecord, upload: Upload)
         job.status, job.error, job.error_status = "failed", "internal error", 500
         log.error("analysis job %s failed: %s", job.id, type(exc).__name__)
         return
+    finally:
+        service.workspace.discard(upload.path)  # also when the service stops before the job ran
     job.status, job.analysis_id = "done", record.id
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
 def job_status(job_id: str, user: CurrentUser, service: ServiceDep) -> JobOut:
-    job = service.job(user, job_id)
+    job = service.board.job(user, job_id)
     return JobOut(id=job.id, status=job.status, analysis_id=job.analysis_id, error=job.error, step=job.step)
 
 
@@ -92,7 +107,7 @@ def list_analyses(
     user: CurrentUser,
     service: ServiceDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> AnalysisPage:
     return service.workspace.page(user, limit=limit, offset=offset)
 
@@ -109,15 +124,16 @@ def delete_analysis(analysis_id: str, user: CurrentUser, service: ServiceDep) ->
 
 
 @router.get("/analyses/{analysis_id}/image", response_class=Response)
-def analysis_image(
+async def analysis_image(
     analysis_id: str,
     user: CurrentUser,
     service: ServiceDep,
-    window_center: float | None = None,
-    window_width: Annotated[float | None, Query(ge=1)] = None,
+    window_center: Annotated[float | None, Query(allow_inf_nan=False)] = None,
+    window_width: Annotated[float | None, Query(ge=1, allow_inf_nan=False)] = None,
 ) -> Response:
     window = (window_center, window_width) if window_center is not None and window_width is not None else None
-    png = service.workspace.image_png(user, analysis_id, window)
+    # Decoding happens in the bounded image pool: concurrent views cannot each hold a decoded image.
+    png = await service.run(user, service.images, service.workspace.image_png, user, analysis_id, window)
     return Response(png, media_type="image/png", headers=PRIVATE)
 
 

@@ -19,12 +19,13 @@ class SimilarCases(BaseModel):
 
 
 @router.get("/analyses/{analysis_id}/similar", response_model=SimilarCases)
-def similar(
+async def similar(
     analysis_id: str,
     user: CurrentUser,
     service: ServiceDep,
     k: Annotated[int, Query(ge=1, le=50)] = 5,
 ) -> SimilarCases:
-    # In the inference pool: embedding the image reuses that worker's loaded model.
-    found = service.inference.submit(cases.similar, service.workspace, user, analysis_id, k).result()
+    # In the inference pool: embedding the image reuses that worker's loaded model. Awaited, so a
+    # burst of searches holds no request thread and no database session while it waits.
+    found = await service.run(user, service.inference, cases.similar, service.workspace, user, analysis_id, k)
     return SimilarCases(items=found)
