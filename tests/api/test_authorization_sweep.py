@@ -167,7 +167,6 @@ TABLE: dict[RouteKey, Probe] = {
     ("GET", "/docs"): Probe("public"),
     ("GET", "/docs/oauth2-redirect"): Probe("public"),
     ("MOUNT", "/docs-assets"): Probe("public"),
-    ("GET", "/redoc"): Probe("public"),
 }
 # The browser UI, present when sahay/web/ holds it.
 WEB_TABLE: dict[RouteKey, Probe] = {
