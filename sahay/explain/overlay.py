@@ -68,9 +68,16 @@ def to_image_geometry(cam: np.ndarray, crop: CropBox, image_shape: tuple[int, ..
     return np.clip(full, 0.0, 1.0)
 
 
+MAX_FONT_SIZE = 96
+
+
 def font_size(width: int) -> int:
-    """Header and footer text size for a picture ``width`` wide: readable at 256 px and at 4000 px."""
-    return max(11, round(width / 45))
+    """Header and footer text size for a picture ``width`` wide: readable at 256 px and at 4000 px.
+
+    Capped: a very wide image (60000 x 17) would otherwise ask for glyphs so large that Pillow
+    refuses to draw them.
+    """
+    return max(11, min(round(width / 45), MAX_FONT_SIZE))
 
 
 def header_height(width: int) -> int:

@@ -164,3 +164,14 @@ def test_colormap_is_cividis_not_jet() -> None:
     assert high[0] > 200 and high[1] > 200 and high[2] < 100  # yellow, where jet ends in dark red
     luma = COLORMAP_LUT.astype(float) @ [0.2126, 0.7152, 0.0722]
     assert np.diff(luma).min() >= -0.5 and luma[-1] - luma[0] > 150  # lightness only rises
+
+
+def test_a_very_wide_image_gets_an_overlay_with_readable_text() -> None:
+    # 60000 x 17: uncapped, the caption's glyphs were so large that Pillow refused them (a 500 in the API).
+    from sahay.explain.overlay import MAX_FONT_SIZE, font_size, render_overlay
+
+    pixels = np.linspace(0, 1, 17 * 60000, dtype=np.float32).reshape(17, 60000)
+    picture = render_overlay(
+        pixels, pixels, caption="Finding: p=0.90", banner="DEMO", opacity=0.5, regions=[]
+    )
+    assert picture.width == 60000 and font_size(60000) == MAX_FONT_SIZE
