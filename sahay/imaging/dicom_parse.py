@@ -40,6 +40,15 @@ MAX_SEQUENCE_DEPTH = 32
 dozen at most); the limit keeps every recursive step (pydicom's parser and writer, deepcopy, the
 de-identifier) far from Python's recursion limit."""
 
+MAX_SEQUENCE_ITEMS = 50_000
+"""Most sequence items (and encapsulated pixel fragments) accepted in one file. pydicom builds a
+Dataset of about 2 kB for each item as it parses, so 500,000 empty items (8 bytes each, a 4 MB
+file) would take a gigabyte and twenty seconds; real objects hold hundreds, a long cine a few
+thousand fragments."""
+
+# Item tags as they appear in the bytes (FFFE,E000), little and big endian.
+_ITEM_TAGS = (b"\xfe\xff\x00\xe0", b"\xff\xfe\xe0\x00")
+
 # What pydicom raises on malformed files; turned into BadInput, chained, never swallowed.
 PYDICOM_ERRORS = (
     InvalidDicomError,
@@ -68,11 +77,13 @@ def parse_dicom(data: bytes, filename: str, *, max_inflated_bytes: int) -> Datas
     ``max_inflated_bytes`` caps what a deflated dataset may inflate to (callers pass the file
     limit, ``Settings.max_file_bytes``: inflated content counts as if it had been stored so).
     Raises BadInput naming ``filename`` for anything pydicom cannot parse, a deflated dataset over
-    the cap (InputTooLarge), sequences nested too deep, and elements longer than the file.
+    the cap (InputTooLarge), sequences nested too deep or with too many items, and elements
+    longer than the file.
     """
     force = data[128:132] != b"DICM"
     try:
-        check_inflated_size(data, filename, max_inflated_bytes, force=force)
+        inflated_items = check_inflated_size(data, filename, max_inflated_bytes, force=force)
+        _check_item_count(inflated_items if inflated_items is not None else _count_items(data), filename)
         dataset = dcmread(io.BytesIO(data), force=force)
     except RecursionError:
         raise too_deeply_nested(filename) from None
@@ -85,27 +96,31 @@ def parse_dicom(data: bytes, filename: str, *, max_inflated_bytes: int) -> Datas
     return dataset
 
 
-def check_inflated_size(data: bytes, filename: str, limit: int, *, force: bool) -> None:
+def check_inflated_size(data: bytes, filename: str, limit: int, *, force: bool) -> int | None:
     """Refuse a deflated dataset that inflates to more than ``limit`` bytes, or does not inflate.
 
     Nothing is kept: the inflated bytes are counted in chunks and dropped, so memory stays small
-    however large the bomb. Files in any other transfer syntax pass untouched.
+    however large the bomb. Returns the number of sequence items the inflated dataset holds, or
+    None for a file in any other transfer syntax, which passes untouched.
     """
     stream = io.BytesIO(data)
     read_preamble(stream, force)
     meta = _read_file_meta_info(stream)
     if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
-        return
+        return None
     _read_command_set_elements(stream)
     start = stream.tell()
     if start >= len(data):
-        return  # nothing after the file meta: pydicom inflates nothing either
+        return 0  # nothing after the file meta: pydicom inflates nothing either
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, as PS3.5 A.5 and pydicom use
     pending = data[start:]
-    total = 0
+    total = items = 0
+    tail = b""  # the last bytes of the previous chunk, for an item tag split across two
     try:
         while True:
             chunk = inflater.decompress(pending, _INFLATE_CHUNK)
+            items += _count_items(tail + chunk)
+            tail = chunk[-3:]
             total += len(chunk)
             if total > limit:
                 raise InputTooLarge(
@@ -120,6 +135,21 @@ def check_inflated_size(data: bytes, filename: str, limit: int, *, force: bool) 
         raise _not_inflatable(filename, describe_pydicom_error(exc)) from exc
     if not inflater.eof:
         raise _not_inflatable(filename, "the deflated stream ends early")
+    return items
+
+
+def _count_items(data: bytes) -> int:
+    """Item tags in raw bytes: an upper bound on the items pydicom would build, found without
+    parsing (a chance match inside pixel data only makes the bound looser)."""
+    return sum(data.count(tag) for tag in _ITEM_TAGS)
+
+
+def _check_item_count(items: int, filename: str) -> None:
+    if items > MAX_SEQUENCE_ITEMS:
+        raise BadInput(
+            f"{filename} holds {items:,} sequence items, over the limit of {MAX_SEQUENCE_ITEMS:,}; "
+            "no real DICOM object holds so many. The file is corrupt or was made to attack readers."
+        )
 
 
 def check_structure(dataset: Dataset, filename: str) -> None:

@@ -30,8 +30,9 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from sahay.config import Settings, get_settings
-from sahay.errors import ArchiveUnavailable, BadInput
+from sahay.errors import ArchiveUnavailable, BadInput, UnsupportedFormat
 from sahay.fileio import atomic_write_bytes
+from sahay.imaging.reader import read_dicom_dataset
 
 if TYPE_CHECKING:
     from dicomweb_client import DICOMwebClient
@@ -496,9 +497,9 @@ def _instances(items: list[Path | Dataset], skipped: list[str]) -> Iterator[tupl
             yield item, 0
     for path in files:
         try:
-            dataset = pydicom.dcmread(path)
-        except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
-            skipped.append(f"{path}: not a DICOM file ({type(exc).__name__})")
+            dataset = read_dicom_dataset(path)
+        except BadInput as exc:
+            skipped.append(f"{path}: {exc}")
             continue
         problem = _storable_problem(dataset)
         if problem:
@@ -509,11 +510,9 @@ def _instances(items: list[Path | Dataset], skipped: list[str]) -> Iterator[tupl
 
 def _check_dicom_file(path: Path) -> None:
     try:
-        dataset = pydicom.dcmread(path, stop_before_pixels=True)
-    except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
-        raise BadInput(
-            f"{path} is not a DICOM file ({type(exc).__name__}); only DICOM can be pushed"
-        ) from exc
+        dataset = read_dicom_dataset(path)
+    except UnsupportedFormat as exc:
+        raise BadInput(f"{exc} Only DICOM can be pushed.") from exc
     _check_storable(dataset, str(path))
 
 

@@ -6,14 +6,12 @@ The CLI, the API and ``sahay pacs analyze`` all come through here.
 from __future__ import annotations
 
 import hashlib
-import io
 from pathlib import Path
 
-from pydicom import Dataset, dcmread
-from pydicom.errors import InvalidDicomError
+from pydicom import Dataset
 
 from sahay.analysis import Analysis, load_analysis
-from sahay.errors import BadInput, describe_error
+from sahay.errors import BadInput
 from sahay.fileio import atomic_write_bytes
 from sahay.reports.formats import RenderedFile, RenderJob, get_format, render_with
 
@@ -68,16 +66,14 @@ def read_source(image: Path, analysis: Analysis) -> Dataset:
     from sahay.reports.dicom import require_dicom_analysis
 
     require_dicom_analysis(analysis)
-    try:
-        data = image.read_bytes()
-    except OSError as exc:
-        raise BadInput(f"cannot read {image}: {exc.strerror or exc}") from exc
-    if hashlib.sha256(data).hexdigest() != analysis.image.sha256:
+    from sahay.imaging.reader import read_dicom_dataset
+
+    dataset = read_dicom_dataset(image)  # bounded: refuses bombs, deep nesting, bad lengths
+    with image.open("rb") as stream:
+        digest = hashlib.file_digest(stream, "sha256").hexdigest()
+    if digest != analysis.image.sha256:
         raise BadInput(f"{image} is not the image this analysis was made from (its sha256 differs)")
-    try:
-        return dcmread(io.BytesIO(data))
-    except (InvalidDicomError, ValueError, EOFError) as exc:
-        raise BadInput(f"{image} is not a readable DICOM file ({describe_error(exc)})") from exc
+    return dataset
 
 
 def _check_destination(out: Path) -> None:

@@ -18,6 +18,7 @@ from pydicom.dataset import Dataset
 from sahay.config import Settings, get_settings
 from sahay.errors import BadInput, OutOfDomain
 from sahay.fileio import atomic_write_bytes
+from sahay.imaging.reader import read_dicom_dataset
 from sahay.pacs.client import Archive, StoreResult, check_uid, default_pull_dir, dicom_values
 from sahay.progress import Progress, report
 
@@ -101,7 +102,11 @@ def analyze_study(
     outcomes: list[InstanceOutcome] = []
     outgoing: list[Path] = []  # files, not datasets: a large study's captures need not fit in memory
     for number, path in enumerate(sorted(paths), start=1):
-        source = pydicom.dcmread(path)
+        try:
+            source = read_dicom_dataset(path, settings=settings)
+        except BadInput as exc:  # a hostile or corrupt instance is reported; the study goes on
+            outcomes.append(InstanceOutcome(sop_instance_uid=path.stem, status="refused", reason=str(exc)))
+            continue
         outcome = InstanceOutcome(
             sop_instance_uid=path.stem,
             series_uid=str(source.get("SeriesInstanceUID", "")) or None,

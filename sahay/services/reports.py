@@ -36,8 +36,7 @@ def export(
 
 def download(workspace: Workspace, user: UserRecord, analysis_id: str, report_format: str) -> RenderedFile:
     """One file to download (several Secondary Captures travel as one zip); audited as an export."""
-    from pydicom import dcmread
-
+    from sahay.imaging.reader import read_dicom_dataset
     from sahay.reports.export import render
 
     fmt = get_format(report_format)
@@ -50,7 +49,7 @@ def download(workspace: Workspace, user: UserRecord, analysis_id: str, report_fo
                 raise BadInput(
                     f"{fmt.name} needs a DICOM upload; this analysis is of a {record.source_format} file"
                 )
-            source = dcmread(workspace.blobs.path(record.image_blob))
+            source = read_dicom_dataset(workspace.blobs.path(record.image_blob), settings=workspace.settings)
         files = render(analysis, fmt.name, analysis_dir=workspace.folder(record), source=source)
         audit.record(session, user, "export", "analysis", record.id, {"format": fmt.name})
     if len(files) == 1:

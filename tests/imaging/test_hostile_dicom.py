@@ -20,7 +20,7 @@ from sahay.config import Settings, reload_settings
 from sahay.errors import BadInput, InputTooLarge
 from sahay.imaging import read_image
 from sahay.imaging.deid import deidentify_path
-from sahay.imaging.dicom_parse import MAX_SEQUENCE_DEPTH
+from sahay.imaging.dicom_parse import MAX_SEQUENCE_DEPTH, MAX_SEQUENCE_ITEMS
 from sahay.imaging.reader import read_dicom_dataset
 from tests.factories import write_dicom
 
@@ -180,6 +180,48 @@ def test_nesting_up_to_the_limit_is_read_and_deidentified_with_stack_to_spare(
     assert len(dcmread(tmp_path / "out.dcm").ReferencedImageSequence) == 1
     with pytest.raises(BadInput, match=r"over\.dcm is too deeply nested"):
         read_image(over)
+
+
+# --- item counts ----------------------------------------------------------------------------------------
+
+
+def with_empty_items(path: Path, items: int, *, deflate: bool = False) -> Path:
+    """A Referenced Image Sequence of ``items`` empty items (8 bytes each), before the pixel data."""
+    data = write_dicom(path, PIXELS).read_bytes()
+    at = data.index(PIXEL_DATA_TAG)
+    sequence = struct.pack("<HH2sHI", 0x0008, 0x1140, b"SQ", 0, 8 * items)
+    sequence += struct.pack("<HHI", 0xFFFE, 0xE000, 0) * items
+    path.write_bytes(data[:at] + sequence + data[at:])
+    if deflate:
+        ds = dcmread(path)
+        ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+        ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.mark.parametrize("deflate", [False, True], ids=["plain", "deflated"])
+@pytest.mark.parametrize("reader", sorted(READERS))
+def test_half_a_million_empty_items_are_refused_before_parsing(
+    tmp_path: Path, reader: str, deflate: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = with_empty_items(tmp_path / "items.dcm", 500_000, deflate=deflate)
+
+    def pydicom_must_not_parse(*args: object, **kwargs: object) -> object:
+        raise AssertionError("pydicom parsed the file before its items were counted")
+
+    monkeypatch.setattr("sahay.imaging.dicom_parse.dcmread", pydicom_must_not_parse)
+    with pytest.raises(BadInput, match=r"items\.dcm holds 500,000 sequence items, over the limit of 50,000"):
+        READERS[reader](tmp_path)(path)
+    assert not (tmp_path / "out.dcm").exists()
+
+
+def test_items_up_to_the_limit_are_read(tmp_path: Path) -> None:
+    path = with_empty_items(tmp_path / "items.dcm", 2_000)
+
+    assert read_image(path).pixels.shape == (8, 8)
+    assert len(read_dicom_dataset(path).ReferencedImageSequence) == 2_000
+    with pytest.raises(BadInput, match=r"holds 50,001 sequence items"):
+        read_dicom_dataset(with_empty_items(tmp_path / "over.dcm", MAX_SEQUENCE_ITEMS + 1))
 
 
 # --- lengths ----------------------------------------------------------------------------------------------

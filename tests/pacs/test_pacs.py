@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -383,3 +384,41 @@ def test_pacs_analyze_pushes_an_sr_and_secondary_captures_into_the_study(
     assert (tmp_path / "c" / image_uid / "analysis.json").is_file()
     copies = sorted(p.name.split("-")[0] for p in (tmp_path / "c" / image_uid / "dicom").iterdir())
     assert copies == ["ot"] * (len(again.analysed[0].results) - 1) + ["sr"]
+
+
+def test_a_hostile_instance_in_a_pulled_study_is_refused_and_the_others_go_on(
+    demo_installed: Settings, tmp_path: Path
+) -> None:
+    """Pulled files pass the reader's limits: a deeply nested or item-stuffed instance is refused
+    with its reason, instead of exhausting memory or aborting the whole study."""
+    from sahay.pacs.client import StoreResult
+    from tests.imaging.test_hostile_dicom import with_empty_items, with_nesting
+
+    served = tmp_path / "served"
+    served.mkdir()
+    with_nesting(served / "1.2.3.1.dcm", 20_000, undefined_length=True)
+    with_empty_items(served / "1.2.3.2.dcm", 500_000)
+    write_dicom_without_pixels(served / "1.2.3.3.dcm")
+
+    class FolderArchive:  # an archive that hands over files already on disk: the error path only
+        def __init__(self) -> None:
+            self.stored: list[Path] = []
+
+        def retrieve(self, study_uid: str, series_uid: str | None = None, *, dest: Path) -> list[Path]:
+            dest.mkdir(parents=True)
+            return [Path(shutil.copy(p, dest)) for p in sorted(served.iterdir())]
+
+        def store(self, items: list[Path]) -> StoreResult:
+            self.stored += items
+            return StoreResult()
+
+    archive = FolderArchive()
+    result = analyze_study(archive, "1.2.3", model=DEMO, out_dir=tmp_path / "out", settings=demo_installed)  # type: ignore[arg-type]
+
+    outcomes = {i.sop_instance_uid: i for i in result.instances}
+    assert outcomes["1.2.3.1"].status == "refused"
+    assert "too deeply nested" in (outcomes["1.2.3.1"].reason or "")
+    assert outcomes["1.2.3.2"].status == "refused"
+    assert "500,000 sequence items" in (outcomes["1.2.3.2"].reason or "")
+    assert outcomes["1.2.3.3"].status == "skipped"
+    assert archive.stored == []
