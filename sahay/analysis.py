@@ -28,6 +28,9 @@ DEMONSTRATION_BANNER = "DEMONSTRATION MODEL - synthetic training data - no clini
 # What reading a clinical note produces: entities with their ConText flags, and risk factors.
 EntityKind = Literal["finding", "breast", "pathology", "symptom", "risk_factor", "other"]
 ENTITY_KINDS: tuple[str, ...] = ("finding", "breast", "pathology", "symptom", "risk_factor", "other")
+Certainty = Literal["positive", "negative", "uncertain"]
+Temporality = Literal["current", "historical", "resolved"]
+Experiencer = Literal["patient", "family"]
 
 
 class NoteEntity(BaseModel):
@@ -46,6 +49,31 @@ class NoteEntity(BaseModel):
     historical: bool = False
     family: bool = False
     hypothetical: bool = False
+    certainty: Certainty = Field(
+        default="positive",
+        description="As in the CheXpert labeler: 'positive' (stated), 'negative' (negated) or "
+        "'uncertain' ('may represent', 'cannot exclude', 'X versus Y', 'borderline').",
+    )
+    temporality: Temporality = Field(
+        default="current",
+        description="'current'; 'historical' (a past finding or history of it: 'prior', 'history of'); "
+        "'resolved' (gone now: 'resolution of', 'has cleared', 'removed', 'no longer seen').",
+    )
+    experiencer: Experiencer = Field(
+        default="patient", description="'patient', or 'family' for a relative's history."
+    )
+    inferred_from: str | None = Field(
+        default=None,
+        description="A weaker link: the sign this finding is named as a possible meaning of, in the same "
+        "sentence ('hyperexpanded lungs, suggestive of emphysema' gives Emphysema inferred from "
+        "Hyperinflation). Uncertain, and not counted as the finding itself.",
+    )
+    suggests: list[str] = Field(
+        default_factory=list,
+        description="Weaker links from the concept table: concepts this finding points to without being "
+        "them (hyperinflation suggests emphysema). Used by fusion and the chat as weak evidence, never "
+        "counted as the finding itself.",
+    )
     section: str | None = Field(default=None, description="Section category, e.g. 'impression'.")
     laterality: str | None = Field(default=None, description="'left', 'right' or 'bilateral'.")
     location: str | None = Field(default=None, description="e.g. 'upper lobe', 'base', 'retrocardiac'.")
@@ -60,8 +88,28 @@ class NoteEntity(BaseModel):
 
     @property
     def asserted(self) -> bool:
-        """Present now, in the patient: not negated, uncertain, historical, family or hypothetical."""
-        return not (self.negated or self.uncertain or self.historical or self.family or self.hypothetical)
+        """Present now, in the patient: not negated, uncertain, historical, resolved, family or hypothetical."""
+        return not (
+            self.negated
+            or self.uncertain
+            or self.historical
+            or self.family
+            or self.hypothetical
+            or self.temporality == "resolved"
+            or self.inferred_from is not None
+        )
+
+    @property
+    def reported(self) -> bool:
+        """What a report labeler counts as a finding (as CheXpert and NegBio do): mentioned for this
+        patient and not negated, hypothetical or resolved; uncertain and historical mentions count."""
+        return not (
+            self.negated
+            or self.family
+            or self.hypothetical
+            or self.temporality == "resolved"
+            or self.inferred_from is not None
+        )
 
 
 class RiskFactors(BaseModel):
@@ -212,7 +260,9 @@ class Finding(BaseModel):
 
 
 Assessment = Literal["concordant-positive", "concordant-negative", "image-only", "notes-only", "uncertain"]
-EvidenceStatus = Literal["affirmed", "negated", "uncertain", "historical", "family", "hypothetical"]
+EvidenceStatus = Literal[
+    "affirmed", "negated", "uncertain", "historical", "resolved", "family", "hypothetical", "suggested"
+]
 
 
 class Source(BaseModel):

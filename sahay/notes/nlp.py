@@ -130,7 +130,7 @@ def _line_breaks(doc: Doc) -> Doc:
 class _LongestMatches:
     """Stands in for a component's MedspacyMatcher: runs its three matchers, keeps the longest matches.
 
-    It works around two medspaCy 1.3.1 issues: its pruning keeps two overlapping matches when three
+    It drops matches that run across a sentence start, and works around two medspaCy 1.3.1 issues: its pruning keeps two overlapping matches when three
     overlap ("no history of", "no", "history of" kept "history of", which then ended the negation),
     and its regex matcher rebuilds ``doc.text`` for every pattern. Regex ``on_match`` callbacks are
     not called (JSON rules cannot define them).
@@ -150,7 +150,10 @@ class _LongestMatches:
             if len(matcher):  # spaCy warns when a matcher without patterns is called
                 matches += matcher(doc)
         matches += _regex_matches(doc, inner._MedspacyMatcher__regex_matcher._patterns)
-        return longest_matches(matches)
+        # A match across a sentence start is not a phrase: the colon of "FINDINGS: Negative for"
+        # belongs to the heading, and must not make ": Negative" a cue that hides "Negative for".
+        within = [m for m in matches if not any(doc[i].is_sent_start for i in range(m[1] + 1, m[2]))]
+        return longest_matches(within)
 
 
 def _regex_matches(doc: Doc, patterns: dict[int, list[re.Pattern[str]]]) -> list[tuple[int, int, int]]:

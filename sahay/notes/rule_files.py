@@ -30,7 +30,7 @@ BUILTIN_RULE_FILES = (
     "context.json",
     "sections.json",
 )
-RULE_KEYS = ("target_rules", "context_rules", "section_rules")
+RULE_KEYS = ("target_rules", "context_rules", "section_rules", "concepts")
 
 
 @dataclass
@@ -41,11 +41,15 @@ class RuleSet:
     context: list[ConTextRule] = field(default_factory=list)
     sections: list[SectionRule] = field(default_factory=list)
     terminating_types: dict[str, list[str]] = field(default_factory=dict)
+    concepts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The concept table: per concept, ``suggests`` (weaker links) and a ``note`` on what it is."""
 
     def extend(self, other: RuleSet) -> None:
         self.targets += other.targets
         self.context += other.context
         self.sections += other.sections
+        for concept, entry in other.concepts.items():
+            self.concepts.setdefault(concept, {}).update(entry)
         for category, enders in other.terminating_types.items():
             known = self.terminating_types.setdefault(category.upper(), [])
             known += [e.upper() for e in enders if e.upper() not in known]
@@ -62,6 +66,10 @@ def load_rules(extra_rules_dir: Path | None = None) -> RuleSet:
     if extra_rules_dir is not None:
         for path in _site_rule_files(Path(extra_rules_dir)):
             rules.extend(load_rule_file(path, rules.kinds_by_concept()))
+    for rule in rules.targets:  # every synonym of a concept carries its links, a site's too
+        suggests = rules.concepts.get(rule.category, {}).get("suggests")
+        if suggests and "suggests" not in rule.metadata:
+            rule.metadata["suggests"] = list(suggests)
     return rules
 
 
@@ -83,12 +91,25 @@ def load_rule_file(path: Path, known_kinds: dict[str, str] | None = None) -> Rul
             context=[_context_rule(d) for d in data.get("context_rules", [])],
             sections=[SectionRule.from_dict(d) for d in data.get("section_rules", [])],
             terminating_types=dict(data.get("terminating_types", {})),
+            concepts=_concepts(data.get("concepts", {})),
         )
         for rule in [*rules.targets, *rules.context, *rules.sections]:
             _check_pattern(rule)
     except (ValueError, TypeError, KeyError, AttributeError, re.error) as exc:
         raise BadInput(f"rule file {path}: {describe_error(exc)}") from exc
     return rules
+
+
+def _concepts(table: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(table, dict):
+        raise ValueError("'concepts' must map each concept name to an object")
+    for concept, entry in table.items():
+        if not isinstance(entry, dict) or set(entry) - {"suggests", "note"}:
+            raise ValueError(f"concept {concept!r}: give an object with 'suggests' and/or 'note'")
+        suggests = entry.get("suggests", [])
+        if not (isinstance(suggests, list) and all(isinstance(s, str) for s in suggests)):
+            raise ValueError(f"concept {concept!r}: 'suggests' must be a list of concept names")
+    return {concept: dict(entry) for concept, entry in table.items()}
 
 
 def _check_pattern(rule: Any) -> None:

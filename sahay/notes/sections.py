@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
 # Sections whose content is not the patient's present state.
 SECTION_FLAGS = {"family_history": "family", "past_medical_history": "historical"}
+# Sections whose imaging findings are not today's: the request form and the earlier study.
+FINDINGS_NOT_CURRENT = frozenset({"indication", "comparison"})
 
 
 class SectionTracker:

@@ -373,7 +373,8 @@ def reader() -> NotesReader:
 
 
 def _flags(entity: NoteEntity) -> str:
-    return " ".join(flag for flag in FLAGS if getattr(entity, flag))
+    flags = [flag for flag in FLAGS if getattr(entity, flag)]
+    return " ".join([*flags, "resolved"] if entity.temporality == "resolved" else flags)
 
 
 def _check(entity: NoteEntity, expected: str | dict[str, Any], text: str) -> None:
