@@ -246,10 +246,13 @@ def run_sahay(reports: list[Report]) -> tuple[list[list[Mention]], dict[str, flo
 
     reader = NotesReader()
     list(read_batch(lines[:50], reader))  # warm-up
-    start = time.perf_counter()
-    in_process = list(read_batch(lines, reader))
-    in_process_s = time.perf_counter() - start
-    assert len(in_process) == len(reports)
+    passes = []
+    for _ in range(3):  # the median of three: the machines these run on are shared
+        start = time.perf_counter()
+        in_process = list(read_batch(lines, reader))
+        passes.append(time.perf_counter() - start)
+        assert len(in_process) == len(reports)
+    in_process_s = sorted(passes)[1]
     speed = {
         "command_s": command_s,
         "command_rate": len(reports) / command_s,
@@ -262,7 +265,8 @@ def run_sahay(reports: list[Report]) -> tuple[list[list[Mention]], dict[str, flo
 # --- the yardstick: keywords and "no/without" -------------------------------------------------------------
 
 KEYWORDS = {
-    "Atelectasis": r"atelecta", "Cardiomegaly": r"cardiomegaly|enlarged (heart|cardiac)|heart (size )?is enlarged",
+    "Atelectasis": r"atelecta",
+    "Cardiomegaly": r"cardiomegaly|enlarged (heart|cardiac)|heart (size )?is enlarged",
     "Edema": r"edema", "Effusion": r"effusion", "Emphysema": r"emphysema", "Fracture": r"fracture",
     "Hernia": r"hernia", "Lung Opacity": r"opacit|airspace disease|infiltrat|consolidat",
     "Nodule": r"nodul", "Pneumonia": r"pneumonia", "Pneumothorax": r"pneumothora",
@@ -295,11 +299,10 @@ def affirmed_in_negated_lists(reports: list[Report], mentions: list[list[Mention
                 continue
             at = mention.sentence.lower().find(mention.phrase)
             before = mention.sentence[: max(at, 0)]
-            cue = None
-            for cue in NEGATED_LIST_CUE.finditer(before):
-                pass
-            if cue is None:
+            cues = list(NEGATED_LIST_CUE.finditer(before))
+            if not cues:
                 continue
+            cue = cues[-1]
             between = before[cue.end() :]
             if not LIST_BREAK.search(between) and re.search(r",|\b(or|and)\b", between):
                 hits.append(f"{report.number}: {mention.phrase!r} in {mention.sentence!r}")
@@ -341,8 +344,12 @@ def commonest(result: Score, show: int) -> list[str]:
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--write", type=Path, help="replace the '## notes on real reports' section of this file")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--write", type=Path, help="replace the '## notes on real reports' section of this file"
+    )
     parser.add_argument("--show", type=int, default=5, help="commonest error phrasings to print per finding")
     args = parser.parse_args(list(argv) if argv is not None else None)
 
@@ -361,11 +368,11 @@ def main(argv: Iterable[str] | None = None) -> int:
         "scored against the annotators' MeSH major headings on 11 findings.",
         "",
         f"- `sahay notes --batch`: {ratio(sahay_score)}",
-        f"- keyword + \"no/without\" regex (`regex_labels`): {ratio(baseline_score)}",
+        f'- keyword + "no/without" regex (`regex_labels`): {ratio(baseline_score)}',
         f"- margin: micro {sahay_score.micro() - baseline_score.micro():+.3f}, "
         f"macro {sahay_score.macro() - baseline_score.macro():+.3f}",
         f"- findings affirmed inside a negated list (heuristic audit): {len(in_lists)}",
-        f"- speed: {speed['in_process_rate']:.0f} notes/s in process (`read_batch`); the whole "
+        f"- speed: {speed['in_process_rate']:.0f} notes/s in process (`read_batch`, median of 3); the whole "
         f"`sahay notes --batch` command {speed['command_s']:.1f} s ({speed['command_rate']:.0f} notes/s "
         f"with start-up); peak memory of the command {speed['peak_mb']:.0f} MB",
         "",

@@ -13,8 +13,6 @@ from sahay.cli.common import err, escape, out, table
 from sahay.errors import BadInput
 from sahay.services import notes as notes_service
 
-FLAGS = ("negated", "uncertain", "historical", "family", "hypothetical")
-
 
 def notes_command(
     text: Annotated[str | None, typer.Argument(help="The note's text.")] = None,
@@ -41,7 +39,7 @@ def notes_command(
         return
     entities = table("Text", "Concept", "Kind", "Status", "Section", "Where", "Size")
     for e in reading.entities:
-        status = ", ".join(flag for flag in FLAGS if getattr(e, flag))
+        status = ", ".join(e.status_words())
         where = " ".join(v for v in (e.laterality, e.location) if v)
         entities.add_row(
             escape(e.text),

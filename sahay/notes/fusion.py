@@ -8,8 +8,11 @@ evidence for it (affirmed) or against it (negated), with spans. The pair is clas
 2. the note negates it and the image is negative: ``concordant-negative``;
 3. the image is positive and the note negates it, or does not mention it: ``image-only``;
 4. the note affirms it and the image is negative: ``notes-only``;
-5. the note is uncertain or historical about it: ``uncertain`` (historical evidence is shown,
-   but a past finding neither confirms nor contradicts today's image).
+5. the note is uncertain about it, only suggests it (a sign that points to it, such as
+   hyperinflated lungs for emphysema, or the finding named as what a sign may mean), or mentions
+   it as past or resolved: ``uncertain``. An uncertain mention moves the assessment less than a
+   stated one: it never makes a pair concordant or discordant, and a past finding neither confirms
+   nor contradicts today's image.
 
 ``image-only`` with a negating note, and ``notes-only``, are listed as discordances: the
 cases a clinician most needs to see. Flags fire when their conditions hold; each carries its
@@ -39,11 +42,16 @@ from sahay.analysis import (
 
 def status_of(entity: NoteEntity) -> EvidenceStatus:
     """One status per entity, the most decisive first."""
-    decisive: tuple[EvidenceStatus, ...] = ("family", "hypothetical", "negated", "historical", "uncertain")
-    for status in decisive:
+    for status in ("family", "hypothetical", "negated"):
         if getattr(entity, status):
             return status
-    return "affirmed"
+    if entity.temporality == "resolved":
+        return "resolved"
+    if entity.inferred_from is not None:
+        return "suggested"
+    if entity.historical:
+        return "historical"
+    return "uncertain" if entity.uncertain else "affirmed"
 
 
 def fuse(findings: list[Finding], reading: NoteReading) -> Fusion:
@@ -62,11 +70,18 @@ def fusion_rules() -> dict[str, Any]:
 
 
 def _fuse_one(finding: Finding, reading: NoteReading) -> FusedFinding:
-    mentions = [e for e in reading.entities if e.concept.lower() == finding.label.lower()]
-    evidence = [
-        NoteEvidence(text=e.text, start=e.start, end=e.end, status=status_of(e), sentence=e.sentence)
-        for e in mentions
-    ]
+    label = finding.label.lower()
+    evidence = []
+    for e in reading.entities:
+        if e.concept.lower() == label:
+            status = status_of(e)
+        elif label in {s.lower() for s in e.suggests} and status_of(e) == "affirmed":
+            status = "suggested"  # a sign that points to it: "hyperinflated lungs" for emphysema
+        else:
+            continue
+        evidence.append(
+            NoteEvidence(text=e.text, start=e.start, end=e.end, status=status, sentence=e.sentence)
+        )
     statuses = {item.status for item in evidence}
     assessment, why = _assess(finding, statuses)
     return FusedFinding(
@@ -89,8 +104,9 @@ def _assess(finding: Finding, statuses: set[EvidenceStatus]) -> tuple[Assessment
         if finding.positive:
             return "image-only", f"{image} but the note says it is absent"
         return "concordant-negative", f"{image} and the note says it is absent"
-    if statuses & {"uncertain", "historical"}:
-        return "uncertain", f"{image}; the note mentions it only as {' or '.join(sorted(statuses))}"
+    weak = statuses & {"uncertain", "suggested", "historical", "resolved"}
+    if weak:
+        return "uncertain", f"{image}; the note mentions it only as {' or '.join(sorted(weak))}"
     if finding.positive:
         return "image-only", f"{image}; the note does not mention it"
     return "concordant-negative", f"{image}; the note does not mention it"

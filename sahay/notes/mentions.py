@@ -163,7 +163,9 @@ def _mention(span: Span, offset: int, section: str | None) -> Mention:
     links = [
         m.modifier_span[0]
         for m in modifiers
-        if m.category == "POSSIBLE_EXISTENCE" and _metadata(m).get("link") and m.modifier_span[0] >= sentence.start
+        if m.category == "POSSIBLE_EXISTENCE"
+        and _metadata(m).get("link")
+        and m.modifier_span[0] >= sentence.start
     ]
     return Mention(
         entity,
@@ -180,7 +182,7 @@ def _mark_inferred(mentions: list[Mention]) -> None:
     mean, a weaker link: it records the sign's concept as ``inferred_from``."""
     for mention in mentions:
         cue = mention.link_cue_start
-        if cue is None or mention.entity.kind != "finding":
+        if cue is None or mention.entity.kind not in ("finding", "other"):
             continue
         signs = [
             other

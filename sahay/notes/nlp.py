@@ -31,6 +31,8 @@ from spacy.util import compile_suffix_regex
 from sahay.notes.rule_files import RuleSet
 
 SPAN_GROUP = "sahay_notes"
+# ConText categories that say where or how big, not whether: they may overlap an assertion cue.
+ATTRIBUTE_CUES = frozenset({"LATERALITY", "LOCATION", "MEASUREMENT", "DURATION"})
 TEXT_KEY = "sahay_text"
 
 # Tokens that end in a full stop without ending a sentence ("Pt is a 64 y.o. male.").
@@ -63,12 +65,9 @@ def build_pipeline(rules: RuleSet) -> Language:
             "prune_on_target_overlap": True,
         },
     )
-    for component, private_name in (
-        (sectionizer, "_Sectionizer__matcher"),
-        (targets, "_TargetMatcher__matcher"),
-        (context, "_ConText__matcher"),
-    ):
-        _prune_to_longest_matches(component, private_name)
+    _prune_to_longest_matches(sectionizer, "_Sectionizer__matcher")
+    _prune_to_longest_matches(targets, "_TargetMatcher__matcher")
+    _prune_to_longest_matches(context, "_ConText__matcher", ATTRIBUTE_CUES)
     _add_rules(sectionizer, rules.sections)
     _add_rules(targets, rules.targets)
     _add_rules(context, _with_terminations(rules))
@@ -130,14 +129,18 @@ def _line_breaks(doc: Doc) -> Doc:
 class _LongestMatches:
     """Stands in for a component's MedspacyMatcher: runs its three matchers, keeps the longest matches.
 
-    It drops matches that run across a sentence start, and works around two medspaCy 1.3.1 issues: its pruning keeps two overlapping matches when three
-    overlap ("no history of", "no", "history of" kept "history of", which then ended the negation),
-    and its regex matcher rebuilds ``doc.text`` for every pattern. Regex ``on_match`` callbacks are
-    not called (JSON rules cannot define them).
+    It drops matches that run across a sentence start, and works around two medspaCy 1.3.1 issues:
+    its pruning keeps two overlapping matches when three overlap ("no history of", "no", "history
+    of" kept "history of", which then ended the negation), and its regex matcher rebuilds
+    ``doc.text`` for every pattern. Regex ``on_match`` callbacks are not called (JSON rules cannot
+    define them). Matches of the ``apart`` categories are pruned among themselves only: where a
+    finding is ("of the left") must not hide what is said of it ("clearing of"); a cue wholly
+    inside one of them is still part of it.
     """
 
-    def __init__(self, inner: MedspacyMatcher) -> None:
+    def __init__(self, inner: MedspacyMatcher, apart: frozenset[str] = frozenset()) -> None:
         self._inner = inner
+        self._apart = apart
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -152,8 +155,24 @@ class _LongestMatches:
         matches += _regex_matches(doc, inner._MedspacyMatcher__regex_matcher._patterns)
         # A match across a sentence start is not a phrase: the colon of "FINDINGS: Negative for"
         # belongs to the heading, and must not make ": Negative" a cue that hides "Negative for".
-        within = [m for m in matches if not any(doc[i].is_sent_start for i in range(m[1] + 1, m[2]))]
-        return longest_matches(within)
+        within = _within_sentences(doc, matches)
+        if not self._apart:
+            return longest_matches(within)
+        rules = inner.rule_map
+        apart = [m for m in within if rules[doc.vocab[m[0]].text].category in self._apart]
+        rest = [m for m in within if rules[doc.vocab[m[0]].text].category not in self._apart]
+        apart = longest_matches(apart)
+        # A cue inside an attribute cue is part of it ("history of" in "3-week history of").
+        rest = [m for m in rest if not any(a[1] <= m[1] and m[2] <= a[2] for a in apart)]
+        return sorted(apart + longest_matches(rest), key=lambda m: (m[1], m[2]))
+
+
+def _within_sentences(doc: Doc, matches: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """The matches that start no sentence after their first token."""
+    if all(end - start == 1 for _, start, end in matches):
+        return matches
+    starts = doc.to_array("SENT_START")  # one array, not a Token object per position
+    return [m for m in matches if not (starts[m[1] + 1 : m[2]] == 1).any()]
 
 
 def _regex_matches(doc: Doc, patterns: dict[int, list[re.Pattern[str]]]) -> list[tuple[int, int, int]]:
@@ -171,8 +190,8 @@ def _regex_matches(doc: Doc, patterns: dict[int, list[re.Pattern[str]]]) -> list
     return matches
 
 
-def _prune_to_longest_matches(component: Any, private_name: str) -> None:
-    setattr(component, private_name, _LongestMatches(getattr(component, private_name)))
+def _prune_to_longest_matches(component: Any, private_name: str, apart: frozenset[str] = frozenset()) -> None:
+    setattr(component, private_name, _LongestMatches(getattr(component, private_name), apart))
 
 
 @Language.factory("sahay_context")

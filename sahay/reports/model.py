@@ -215,17 +215,7 @@ def _notes_summary(analysis: Analysis) -> list[str]:
         return []
     lines = []
     for entity in analysis.notes.entities:
-        status = [
-            word
-            for word, on in (
-                ("negated", entity.negated),
-                ("uncertain", entity.uncertain),
-                ("history", entity.historical),
-                ("family", entity.family),
-                ("hypothetical", entity.hypothetical),
-            )
-            if on
-        ]
+        status = entity.status_words()
         detail = ", ".join(filter(None, [entity.laterality, entity.location, entity.measurement]))
         lines.append(
             f"{entity.concept} ({entity.kind}): {', '.join(status) if status else 'affirmed'}"

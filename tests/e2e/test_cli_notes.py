@@ -25,6 +25,26 @@ def test_notes_prints_entities_and_risk_factors(settings: Settings, capsys) -> N
     assert code == 0 and "Risk factors:" in stdout and "negated" in stdout
 
 
+def test_notes_json_says_certainty_temporality_and_weaker_links(settings: Settings, capsys) -> None:
+    report = (
+        "FINDINGS: Lungs are clear of consolidation, pneumothorax, or effusion. Borderline heart size. "
+        "Interval resolution of the left basilar opacity. Hyperexpanded lungs, suggestive of emphysema."
+    )
+    code, stdout, stderr = run_cli(capsys, "notes", report, "--json")
+    assert code == 0, stderr
+    fields = ("certainty", "temporality", "experiencer", "inferred_from", "section")
+    entities = {e["concept"]: tuple(e[f] for f in fields) for e in json.loads(stdout)["entities"]}
+    assert entities == {
+        "Consolidation": ("negative", "current", "patient", None, "findings"),
+        "Pneumothorax": ("negative", "current", "patient", None, "findings"),
+        "Effusion": ("negative", "current", "patient", None, "findings"),
+        "Cardiomegaly": ("uncertain", "current", "patient", None, "findings"),
+        "Lung Opacity": ("positive", "resolved", "patient", None, "findings"),
+        "Hyperinflation": ("positive", "current", "patient", None, "findings"),
+        "Emphysema": ("uncertain", "current", "patient", "Hyperinflation", "findings"),
+    }
+
+
 def test_notes_bad_input_is_exit_2(settings: Settings, tmp_path: Path, capsys) -> None:
     binary = tmp_path / "note.txt"
     binary.write_bytes(b"\xff\xfe\x00\x81 not utf-8")
@@ -80,7 +100,7 @@ def test_analyze_with_notes_fuses_them(
     )
     assert code == 0, stderr
     analysis = json.loads(stdout)
-    assert analysis["schema_version"] == "2.0"
+    assert analysis["schema_version"] == "2.1"
     assert analysis["notes"]["risk_factors"]["symptom_duration_days"] == 14
     assert [f["label"] for f in analysis["fusion"]["findings"]] == ["synthetic_disc", "synthetic_stripes"]
     code, _, stderr = run_cli(

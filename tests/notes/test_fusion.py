@@ -37,6 +37,12 @@ def test_the_image_probability_is_never_changed() -> None:
         ("Large left pleural effusion on ultrasound.", {}, "Effusion", "notes-only"),
         ("Possible pneumonia.", {"Pneumonia": 0.7}, "Pneumonia", "uncertain"),
         ("History of pneumonia, resolved.", {}, "Pneumonia", "uncertain"),
+        ("Interval resolution of the right effusion.", {"Effusion": 0.8}, "Effusion", "uncertain"),
+        # A sign that points to the finding moves it less than a stated finding.
+        ("Blunted right costophrenic angle.", {"Effusion": 0.8}, "Effusion", "uncertain"),
+        ("Blunted right costophrenic angle.", {}, "Effusion", "uncertain"),
+        ("Basilar opacity may represent pneumonia.", {}, "Pneumonia", "uncertain"),
+        ("Calcified granuloma in the right upper lobe.", {"Nodule": 0.8}, "Nodule", "image-only"),
     ],
 )
 def test_each_finding_is_assessed_against_the_note(
@@ -90,3 +96,12 @@ def test_every_rule_carries_a_source_and_a_known_condition() -> None:
     for rule in fusion_rules()["flags"]:
         assert rule["sources"] and all(s["title"] and s["url"] for s in rule["sources"])
         assert set(rule["when"]) <= known
+
+
+def test_a_sign_is_evidence_that_it_suggests_never_the_finding_itself() -> None:
+    fusion = fuse(_findings(Effusion=0.8), read_note("Blunted left costophrenic angle. No pneumothorax."))
+    effusion = next(f for f in fusion.findings if f.label == "Effusion")
+    evidence = [(e.text, e.status) for e in effusion.evidence]
+    assert evidence == [("Blunted left costophrenic angle", "suggested")]
+    assert "only as suggested" in effusion.explanation
+    assert effusion.explanation not in fusion.discordances

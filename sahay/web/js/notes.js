@@ -5,9 +5,11 @@ import { $, el, externalLink } from "./dom.js";
 
 function entityStatus(entity) {
   if (entity.negated) return { cls: "negated", text: "negated" };
+  if (entity.inferred_from) return { cls: "uncertain", text: `suggested by ${entity.inferred_from}` };
   if (entity.uncertain) return { cls: "uncertain", text: "uncertain" };
   if (entity.hypothetical) return { cls: "uncertain", text: "hypothetical" };
   if (entity.family) return { cls: "historical", text: "family history" };
+  if (entity.temporality === "resolved") return { cls: "historical", text: "resolved" };
   if (entity.historical) return { cls: "historical", text: "historical" };
   return { cls: "affirmed", text: "affirmed" };
 }
