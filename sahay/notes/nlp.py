@@ -123,7 +123,26 @@ def _line_breaks(doc: Doc) -> Doc:
             continue
         if "\n" in line_break.group(1) or not text[line_break.end()].islower():
             following[0].is_sent_start = True
+    _leading_question_marks(doc, text)
     return doc
+
+
+LEADING_QUESTION = re.compile(r"(?:^|(?<=\s))\?\s?(?=[A-Za-z])")
+
+
+def _leading_question_marks(doc: Doc, text: str) -> None:
+    """A "?" before a word ("?consolidation", "? right apical opacity") is request-form shorthand
+    for "query": it starts a sentence that goes on through the words after it, so that the
+    uncertainty cue for it (``context.json``) reaches them."""
+    if "?" not in text:
+        return
+    for found in LEADING_QUESTION.finditer(text):
+        mark = doc.char_span(found.start(), found.start() + 1, alignment_mode="expand")
+        after = doc.char_span(found.end(), found.end() + 1, alignment_mode="expand")
+        if mark is None or after is None or mark[0].i == after[0].i:
+            continue
+        mark[0].is_sent_start = True
+        after[0].is_sent_start = False
 
 
 class _LongestMatches:

@@ -431,6 +431,11 @@ CASES: list[tuple[str, dict[str, Expectation], dict[str, Any]]] = [
         {"Tuberculosis": {"flags": "family", "experiencer": "family"}},
         {"tb_history": False},
     ),
+    ("? right apical opacity", {"Lung Opacity": {"flags": "uncertain", "laterality": "right"}}, {}),
+    ("?consolidation", {"Consolidation": "uncertain"}, {}),
+    ("Query consolidation or effusion.", {"Consolidation": "uncertain", "Effusion": "uncertain"}, {}),
+    ("Is there an effusion? No pneumothorax.", {"Effusion": "uncertain", "Pneumothorax": "negated"}, {}),
+    ("Small right effusion? Follow-up advised.", {"Effusion": ""}, {}),
     # --- heart size ---
     ("The heart is large.", {"Cardiomegaly": ""}, {}),
     ("Cardiac silhouette is moderately enlarged.", {"Cardiomegaly": ""}, {}),
