@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from sahay.analysis import Analysis
 from sahay.knowledge.index import Passage
+from sahay.statement import state
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ class Context:
         return "\n".join(lines)
 
 
+_NOTICE_FIELDS = {"demonstration": "demonstration_notice", "forced": "quality", "out-of-domain": "quality"}
+
+
 def analysis_facts(analysis: Analysis) -> list[Fact]:
     """Numbered facts: the model, each finding with its threshold, where it looked, the note, warnings."""
     facts: list[Fact] = []
@@ -66,16 +70,16 @@ def analysis_facts(analysis: Analysis) -> list[Fact]:
         "model",
         f"The image was analysed by model {model.name} {model.version}, made for: {model.intended_use}",
     )
-    if analysis.demonstration_notice:
-        add("demonstration_notice", analysis.demonstration_notice)
-    ranked = sorted(analysis.findings, key=lambda f: f.probability, reverse=True)
-    for finding in ranked:
-        verdict = "at or above" if finding.positive else "below"
+    statement = state(analysis)
+    for notice in statement.notices:  # the same notices, in the same words, as every output
+        add(_NOTICE_FIELDS.get(notice.kind, "notices"), notice.text)
+    by_label = {f.label: f for f in analysis.findings}
+    for decision in statement.decisions:  # the same words as every other output
+        finding = by_label[decision.label]
         result = "positive" if finding.positive else "negative"
         add(
             f"findings[{finding.label}]",
-            f"{finding.label}: model probability {finding.probability:.2f}, {verdict} its threshold "
-            f"{finding.threshold:.2f}, so the model calls it {result}.",
+            f"{finding.label}: model {decision.reason}, so the model calls it {result}.",
             finding.label,
             finding.positive,
         )
@@ -86,9 +90,6 @@ def analysis_facts(analysis: Analysis) -> list[Fact]:
                 finding.label,
                 finding.positive,
             )
-    quality = analysis.quality
-    if quality is not None and quality.forced:
-        add("quality", "The image did not look like those the model was made for; it was analysed anyway.")
     if analysis.fusion is not None:
         for text in analysis.fusion.discordances:
             add("fusion.discordances", text)

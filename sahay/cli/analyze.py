@@ -109,10 +109,12 @@ def demo(
 
 def print_analysis(analysis: Analysis, destination: Path | None) -> None:
     # Values from the image file are printed with escape(): DICOM text must not be read as markup.
-    from sahay.analysis import DEMONSTRATION_BANNER
+    from sahay.statement import state
 
-    if analysis.demonstration_notice:
-        out.print(f"[bold red]{escape(analysis.demonstration_notice)}[/]")
+    statement = state(analysis)
+    for notice in statement.notices:  # each once, before the result they qualify
+        style = "bold red" if notice.kind in ("demonstration", "forced", "out-of-domain") else "yellow"
+        out.print(f"[{style}]{escape(notice.text)}[/]")
     image = analysis.image
     described = ", ".join(
         str(v) for v in (image.format.upper(), image.modality, image.body_part, image.view_position) if v
@@ -121,22 +123,18 @@ def print_analysis(analysis: Analysis, destination: Path | None) -> None:
     out.print(
         f"Model: {escape(analysis.model.name)} {escape(analysis.model.version)} ({analysis.model.task})"
     )
-    title = DEMONSTRATION_BANNER if analysis.model.demonstration else None
     findings = table("Finding", "Probability", "Threshold", "Result")
-    findings.title, findings.title_style = title, "bold red"
+    findings.caption = statement.rule_text
     for column in findings.columns[1:3]:
         column.justify = "right"
-    for finding in sorted(analysis.findings, key=lambda f: f.probability, reverse=True):
-        result = "[bold red]POSITIVE[/]" if finding.positive else "negative"
-        findings.add_row(
-            escape(finding.label), f"{finding.probability:.3f}", f"{finding.threshold:.3f}", result
-        )
+    for decision in statement.decisions:
+        result = "[bold red]POSITIVE[/]" if decision.positive else "negative"
+        threshold = "top class" if decision.threshold is None else f"{decision.threshold:.3f}"
+        findings.add_row(escape(decision.display), f"{decision.probability:.3f}", threshold, result)
     out.print(findings)
     _print_explanations(analysis)
     if analysis.fusion is not None:
         _print_fusion(analysis)
-    for warning in analysis.warnings:
-        out.print(f"[yellow]warning:[/] {escape(warning)}")
     if destination:
         out.print(f"Wrote {escape(str(destination / 'analysis.json'))} (heatmap paths are relative to it)")
     out.print(f"[dim]{escape(analysis.disclaimer)}[/]")
@@ -148,7 +146,9 @@ def _print_explanations(analysis: Analysis) -> None:
         if explanation is None:
             continue
         score = explanation.faithfulness
-        faithfulness = f"faithfulness {score.score:+.2f}" if score else "faithfulness not scored"
+        faithfulness = "faithfulness not scored"
+        if score:  # rounded first: -0.004 would print as "-0.00"
+            faithfulness = f"faithfulness {round(score.score, 2) + 0.0:+.2f}"
         out.print(
             f"{escape(explanation.summary)} [dim]({faithfulness}; {escape(explanation.overlay_png)})[/]"
         )

@@ -81,6 +81,7 @@ def structured_report(analysis: Analysis, source: Dataset, *, analysis_dir: Path
         procedure_reported=hd.sr.CodedConcept(REPORT_TYPE[0], "LN", REPORT_TYPE[1]),
         imaging_measurements=groups,
     )
+    report[0].ContentSequence.append(_statements(analysis))
     sr = hd.sr.Comprehensive3DSR(
         evidence=[source],
         content=report,
@@ -98,6 +99,42 @@ def structured_report(analysis: Analysis, source: Dataset, *, analysis_dir: Path
     sr.SoftwareVersions = __version__
     _carry_deidentification(source, sr)
     return sr
+
+
+def report_statements(analysis: Analysis) -> list[str]:
+    """What every DICOM object states in words, notices first: the same notices, decision rule,
+    note discordances and disclaimer as the HTML, PDF and FHIR reports (``sahay.statement``)."""
+    from sahay.statement import state
+
+    statement = state(analysis)
+    lines = [notice.text for notice in statement.notices]
+    lines.append(statement.rule_text)
+    lines += [f"{d.display}: {d.reason}." for d in statement.positives]
+    if analysis.fusion is not None:
+        lines += [f"Note and image disagree: {text}" for text in analysis.fusion.discordances]
+    lines.append(analysis.disclaimer)
+    return lines
+
+
+def _statements(analysis: Analysis) -> Dataset:
+    """TID 1500's Qualitative Evaluations container, holding ``report_statements`` as Comments."""
+    import highdicom as hd
+
+    container = hd.sr.ContainerContentItem(
+        name=CodedConcept("126010", "DCM", "Qualitative Evaluations"),
+        relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+    )
+    container.ContentSequence = hd.sr.ContentSequence(
+        [
+            hd.sr.TextContentItem(
+                name=codes.DCM.Comment,
+                value=line[:10240],  # UT would allow more; viewers show a paragraph
+                relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+            )
+            for line in report_statements(analysis)
+        ]
+    )
+    return container
 
 
 def secondary_captures(analysis: Analysis, source: Dataset, analysis_dir: Path) -> list[Dataset]:
@@ -132,9 +169,12 @@ def secondary_captures(analysis: Analysis, source: Dataset, analysis_dir: Path) 
             transfer_syntax_uid=ExplicitVRLittleEndian,
         )
         image.SeriesDescription = "Sahay heatmap overlays (decision support, not a diagnosis)"
-        image.ImageComments = (
-            f"{finding.label}: {finding.explanation.method_title}. {finding.explanation.summary}"[:10240]
-        )
+        image.ImageComments = " ".join(
+            [
+                f"{finding.label}: {finding.explanation.method_title}. {finding.explanation.summary}",
+                *report_statements(analysis),
+            ]
+        )[:10240]
         if orientation is None:
             image[0x00200020].value = None  # Patient Orientation, type 2: empty means unknown, as it is
         if "Laterality" not in image and "ImageLaterality" not in image:

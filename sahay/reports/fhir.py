@@ -148,10 +148,17 @@ def _observation(report: Report, finding: Any, ids: _Ids) -> dict[str, Any]:
             {"coding": [{"system": _INTERPRETATION, "code": interpretation[0], "display": interpretation[1]}]}
         ],
         "method": {
-            "text": f"{report.technique.model_name} {report.technique.model_version}, calibrated probability"
+            "text": f"{report.technique.model_name} {report.technique.model_version}, "
+            + ("calibrated probability" if report.technique.calibrated else "uncalibrated model score")
         },
         "derivedFrom": [{"reference": f"urn:uuid:{ids('study')}"}],
-        "referenceRange": [{"text": f"positive at or above {finding.threshold:.4g}"}],
+        "referenceRange": [
+            {
+                "text": "positive when it is the most probable class"
+                if finding.threshold is None
+                else f"positive at or above {finding.threshold:.4g}"
+            }
+        ],
         "note": [{"text": report.disclaimer}],
     }
     if finding.location:
@@ -162,9 +169,7 @@ def _observation(report: Report, finding: Any, ids: _Ids) -> dict[str, Any]:
 def _diagnostic_report(
     report: Report, analysis: Analysis, ids: _Ids, observations: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    conclusion = " ".join(report.impression)
-    if report.demonstration_notice:
-        conclusion = f"{report.demonstration_notice} {conclusion}"
+    conclusion = " ".join([*report.notices, *report.impression])
     coded = [_finding_concept(f.label) for f in report.positive_findings]
     resource: dict[str, Any] = {
         "resourceType": "DiagnosticReport",

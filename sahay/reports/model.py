@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from sahay.about import DISCLAIMER, __version__
 from sahay.analysis import Analysis, Finding
 from sahay.errors import BadInput
+from sahay.statement import Statement
 
 _CITATION = re.compile(r"\[(\d+)\]")
 RECOMMENDATION_SECTIONS = ("Usual next steps", "Which specialist")
@@ -53,7 +54,9 @@ class ReportFinding(BaseModel):
     label: str
     display: str
     probability: float
-    threshold: float
+    threshold: float | None = Field(description="None where the rule is the most probable class")
+    threshold_text: str = Field(description="the threshold with enough digits to be true, or 'top class'")
+    reason: str = Field(description="why it is positive or negative, from sahay.statement")
     positive: bool
     location: str | None = Field(default=None, description="where the model looked, in words")
     note_assessment: str | None = None
@@ -67,6 +70,7 @@ class Technique(BaseModel):
     training_data: str
     license: str
     calibration_temperature: float
+    calibrated: bool = Field(description="whether a calibration was fitted (temperature other than 1)")
     weights_sha256: str
     explanation_method: str | None = None
     demonstration: bool = False
@@ -90,8 +94,9 @@ class Report(BaseModel):
     recommendations: list[Recommendation]
     references: list[Reference]
     figures: list[Figure]
-    quality: list[str]
-    demonstration_notice: str | None
+    quality: list[str] = Field(description="the input checks that failed, in detail")
+    notices: list[str] = Field(description="what leads the report (sahay.statement.notices)")
+    decision_rule: str
     disclaimer: str
 
     @property
@@ -104,6 +109,7 @@ def build_report(
 ) -> Report:
     """The report of one analysis. ``analysis_dir`` holds its overlays (figures are left out without it)."""
     from sahay.reports.codes import finding_code
+    from sahay.statement import state
 
     if include_identifiers and not analysis.image.identifiers:
         raise BadInput(
@@ -111,19 +117,24 @@ def build_report(
             "in the report"
         )
     assessments = {f.label: f.assessment for f in analysis.fusion.findings} if analysis.fusion else {}
-    ordered = sorted(analysis.findings, key=lambda f: (not f.positive, -f.probability))
-    findings = [
-        ReportFinding(
-            label=f.label,
-            display=finding_code(f.label).display,
-            probability=f.probability,
-            threshold=f.threshold,
-            positive=f.positive,
-            location=f.explanation.summary if f.explanation and f.positive else None,
-            note_assessment=_STATUS_WORDS.get(assessments.get(f.label, "")),
+    statement = state(analysis)
+    by_label = {f.label: f for f in analysis.findings}
+    findings = []
+    for decision in statement.decisions:
+        explanation = by_label[decision.label].explanation
+        findings.append(
+            ReportFinding(
+                label=decision.label,
+                display=finding_code(decision.label).display,
+                probability=decision.probability,
+                threshold=decision.threshold,
+                threshold_text="top class" if decision.threshold is None else _percent(decision.threshold),
+                reason=decision.reason,
+                positive=decision.positive,
+                location=explanation.summary if explanation and decision.positive else None,
+                note_assessment=_STATUS_WORDS.get(assessments.get(decision.label, "")),
+            )
         )
-        for f in ordered
-    ]
     recommendations, references = _recommendations(analysis.positive_findings)
     explained = next((f.explanation for f in analysis.findings if f.explanation), None)
     return Report(
@@ -142,19 +153,21 @@ def build_report(
             training_data=analysis.model.training_data,
             license=analysis.model.license,
             calibration_temperature=analysis.model.calibration_temperature,
+            calibrated=analysis.model.calibration_temperature != 1.0,
             weights_sha256=analysis.model.weights_sha256,
             explanation_method=explained.method_title if explained else None,
             demonstration=analysis.model.demonstration,
         ),
         findings=findings,
-        impression=_impression(analysis),
+        impression=_impression(analysis, statement),
         notes_summary=_notes_summary(analysis),
         discordances=list(analysis.fusion.discordances) if analysis.fusion else [],
         recommendations=recommendations,
         references=references,
         figures=_figures(analysis, analysis_dir),
-        quality=[*(analysis.quality.checks if analysis.quality else []), *analysis.warnings],
-        demonstration_notice=analysis.demonstration_notice,
+        quality=list(analysis.quality.checks) if analysis.quality else [],
+        notices=[notice.text for notice in statement.notices],
+        decision_rule=statement.rule_text,
         disclaimer=DISCLAIMER,
     )
 
@@ -182,32 +195,32 @@ def _study_facts(analysis: Analysis) -> list[tuple[str, str]]:
     return rows
 
 
-def _impression(analysis: Analysis) -> list[str]:
-    positives = sorted(analysis.positive_findings, key=lambda f: -f.probability)
-    if not positives:
-        lines = ["The image model flags none of its findings above their decision thresholds."]
+def _impression(analysis: Analysis, statement: Statement) -> list[str]:
+    if not statement.positives:
+        lines = ["The image model flags none of its findings."]
     else:
         lines = [
             "The image model flags: "
-            + "; ".join(
-                f"{_display(f)} ({f.probability:.0%}, threshold {f.threshold:.0%})" for f in positives
-            )
+            + "; ".join(f"{_display(d.label)} ({d.reason})" for d in statement.positives)
             + "."
         ]
     if analysis.fusion and analysis.fusion.discordances:
         lines.append(
             f"The clinical note and the image disagree on {len(analysis.fusion.discordances)} point(s)."
         )
-    if analysis.quality and analysis.quality.forced:
-        lines.append("The image failed the model's input checks and was analysed only at the user's request.")
     lines.append("These are model estimates for a clinician to review, not a diagnosis.")
     return lines
 
 
-def _display(finding: Finding) -> str:
+def _display(label: str) -> str:
     from sahay.reports.codes import finding_code
 
-    return finding_code(finding.label).display
+    return finding_code(label).display
+
+
+def _percent(value: float) -> str:
+    """A probability as a percentage with enough digits to be true: 0.0004 is '0.04%', not '0.0%'."""
+    return f"{value * 100:.3g}%"
 
 
 def _notes_summary(analysis: Analysis) -> list[str]:
@@ -251,7 +264,7 @@ def _figures(analysis: Analysis, analysis_dir: Path | None) -> list[Figure]:
         figures.append(
             Figure(
                 label=finding.label,
-                caption=f"{_display(finding)}: {explanation.method_title}. {explanation.summary}",
+                caption=f"{_display(finding.label)}: {explanation.method_title}. {explanation.summary}",
                 path=path,
             )
         )
@@ -293,7 +306,7 @@ def _recommendations(positives: list[Finding]) -> tuple[list[Recommendation], li
                     text = re.sub(r"\s*\[\d+\]", "", sentence).strip()
                     recommendations.append(
                         Recommendation(
-                            finding=_display(finding), heading=heading, text=text, references=numbers
+                            finding=_display(finding.label), heading=heading, text=text, references=numbers
                         )
                     )
     return recommendations, references

@@ -25,6 +25,7 @@ from sahay.explain.methods import get_method
 from sahay.explain.options import DEFAULT_METHOD, DEFAULT_OPACITY, Budget, ExplainOptions
 from sahay.fileio import atomic_write_text, check_input_file, check_writable_folder
 from sahay.progress import Progress, counter, report
+from sahay.statement import FORCED_PREFIX
 
 if TYPE_CHECKING:
     from sahay.analysis import Analysis, Finding, NoteReading
@@ -197,11 +198,7 @@ def classify(
 
     warnings = [*image.warnings, *(model_choice or [])]
     if quality.forced:
-        warnings.append(
-            "Analysed although the image does not look like one the model was made for (--force): "
-            + "; ".join(quality.checks)
-            + ". The findings may mean nothing."
-        )
+        warnings.append(f"{FORCED_PREFIX}: {'; '.join(quality.checks)}. The findings may mean nothing.")
     if predictor.ood is None:
         warnings.append(
             f"Model {manifest.name} has no out-of-domain reference, so unsuitable images are not detected. "

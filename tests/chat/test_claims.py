@@ -35,12 +35,15 @@ def _ask(knowledge: KnowledgeBase, analysis: Analysis, question: str, **script: 
 def test_calling_the_image_normal_against_a_positive_finding_is_dropped(knowledge: KnowledgeBase) -> None:
     analysis = chest_analysis(Effusion=0.9, Cardiomegaly=0.7)
     cardiomegaly = _fact(analysis, "Cardiomegaly")
-    assert cardiomegaly == "A3"  # the sentence of the report, word for word
     claim = f"The image is normal and shows no positive findings [{cardiomegaly}]."
     answer, streamed = _ask(knowledge, analysis, "What does this X-ray show?", extra=claim)
     assert "no positive findings" not in answer.text and "no positive findings" not in streamed
     assert [(s.text, s.problem) for s in answer.dropped] == [
-        (claim, "calls the image normal, but [A3] is a finding the model calls positive (Cardiomegaly)")
+        (
+            claim,
+            f"calls the image normal, but [{cardiomegaly}] is a finding the model calls positive "
+            "(Cardiomegaly)",
+        )
     ]
     assert answer.sentences and streamed == answer.text
 
@@ -128,10 +131,11 @@ def test_on_token_receives_the_verified_sentences_only(knowledge: KnowledgeBase)
 def test_the_stream_checks_each_sentence_as_the_whole_answer_would_be_checked() -> None:
     analysis = chest_analysis(Effusion=0.9)
     context = Context("Is the image normal?", "clinician", facts=analysis_facts(analysis))
+    e = _fact(analysis, "Effusion")
     text = (
-        "The model calls Effusion positive. [A2] The image is normal [A2]. "
-        "Effusion: model probability 0.90 [A2].\nIts citation is on the next line.\n[A1]\n"
-        "The patient can go home [A1]. Invented [A9]"
+        f"The model calls Effusion positive. [{e}] The image is normal [{e}]. "
+        f"Effusion: model probability 0.90 [{e}].\nIts citation is on the next line.\n[A1]\n"
+        "The patient can go home [A1]. Invented [A19]"
     )
     shown: list[str] = []
     stream = SentenceStream(context, on_verified=lambda s: shown.append(s.text))
@@ -145,8 +149,8 @@ def test_the_stream_checks_each_sentence_as_the_whole_answer_would_be_checked() 
         == [s.text for s in streamed.sentences]
         == [s.text for s in whole.sentences]
         == [
-            "The model calls Effusion positive [A2].",
-            "Effusion: model probability 0.90 [A2].",
+            f"The model calls Effusion positive [{e}].",
+            f"Effusion: model probability 0.90 [{e}].",
             "Its citation is on the next line [A1].",
         ]
     )
@@ -154,8 +158,8 @@ def test_the_stream_checks_each_sentence_as_the_whole_answer_would_be_checked() 
         [s.problem for s in streamed.dropped]
         == [s.problem for s in whole.dropped]
         == [
-            "calls the image normal, but [A2] is a finding the model calls positive (Effusion)",
+            f"calls the image normal, but [{e}] is a finding the model calls positive (Effusion)",
             "gives disposition advice that no cited passage supports",
-            "cites [A9], which is not in the context",
+            "cites [A19], which is not in the context",
         ]
     )

@@ -76,7 +76,7 @@ def test_analyze_writes_findings_and_heatmaps(
     analysis = Analysis.from_json_file(out / "analysis.json")
     assert analysis.schema_version == "2.1"
     assert analysis.quality is not None and analysis.quality.forced and not analysis.quality.in_domain
-    assert any("--force" in w for w in analysis.warnings)
+    assert any(w.startswith("Analysed at the user's request") for w in analysis.warnings)
     assert analysis.model.name == DEMO and analysis.model.demonstration
     assert "no clinical meaning" in (analysis.demonstration_notice or "")
     assert analysis.image.identifiers is None

@@ -174,6 +174,15 @@ def test_dicom_sr_references_the_source_and_passes_dciodvfy(ct_analysis: Path, t
         if i.ValueType == "CODE" and i.ConceptNameCodeSequence[0].CodeMeaning.startswith("synthetic")
     ]
     assert results == ["Present" if f.positive else "Absent" for f in analysis.findings]
+    # The notices lead the SR's statements as they lead every other format.
+    comments = [
+        i.TextValue
+        for i in items
+        if i.ValueType == "TEXT" and i.ConceptNameCodeSequence[0].CodeMeaning == "Comment"
+    ]
+    assert analysis.demonstration_notice is not None and comments[0] == analysis.demonstration_notice
+    assert any(c.startswith("Analysed at the user's request") for c in comments)
+    assert analysis.disclaimer in comments
 
 
 def test_dicom_sc_overlays_join_the_study(ct_analysis: Path, tmp_path: Path) -> None:
@@ -190,6 +199,8 @@ def test_dicom_sc_overlays_join_the_study(ct_analysis: Path, tmp_path: Path) -> 
         assert list(sc.PatientOrientation) == ["L", "P"]  # from CT_small's Image Orientation (Patient)
         series.add(sc.SeriesInstanceUID)
         label = sc.ImageComments.split(":")[0]
+        assert analysis.demonstration_notice in sc.ImageComments
+        assert "Analysed at the user's request" in sc.ImageComments
         finding = next(f for f in explained if f.label == label)
         assert finding.explanation is not None
         overlay = np.asarray(Image.open(ct_analysis.parent / finding.explanation.overlay_png).convert("RGB"))
