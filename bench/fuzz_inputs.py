@@ -79,11 +79,14 @@ class _Targets:
         self.client.__enter__()
         with session_scope(settings) as session:
             create_user(session, "fuzzer", "fuzzing the uploads 1", "clinician")
+        self._sign_in()
+        self.model = bundle.name
+
+    def _sign_in(self) -> None:
         token = self.client.post(
             "/api/v1/auth/token", data={"username": "fuzzer", "password": "fuzzing the uploads 1"}
         )
         self.headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-        self.model = bundle.name
 
     def reader(self, name: str, data: bytes) -> tuple[str, str]:
         from sahay.errors import SahayError
@@ -102,18 +105,24 @@ class _Targets:
         return "ok", ""
 
     def api(self, name: str, data: bytes) -> tuple[str, str]:
-        response = self.client.post(
-            "/api/v1/analyses",
-            files={"image": (name, data, "application/octet-stream")},
-            data={"model": self.model, "force": "true"},
-            headers=self.headers,
-        )
+        response = self._upload(name, data)
+        if response.status_code == 401:  # the access token outlived its 15 minutes: sign in again
+            self._sign_in()
+            response = self._upload(name, data)
         status = response.status_code
         if status in (201, 202):
             return "ok", ""
         if 400 <= status < 500:
             return f"4xx {status}", ""
         return f"5xx {status}", response.text[:1500]
+
+    def _upload(self, name: str, data: bytes) -> Any:
+        return self.client.post(
+            "/api/v1/analyses",
+            files={"image": (name, data, "application/octet-stream")},
+            data={"model": self.model, "force": "true"},
+            headers=self.headers,
+        )
 
 
 def _worker(connection: Connection, bundle: str, limits: dict[str, Any], targets: tuple[str, ...]) -> None:
