@@ -9,6 +9,7 @@ import typer
 
 from sahay.about import __version__
 from sahay.cli.common import escape, out, table
+from sahay.errors import BadInput
 
 users_app = typer.Typer(
     help="Web service accounts: create, list, disable and enable users, set passwords, end sessions.",
@@ -28,6 +29,7 @@ def serve_command(
     from sahay.config import get_settings
 
     settings = get_settings()
+    _check_port_free(host, port)
     out.print(f"Sahay {__version__} on http://{host}:{port} (data in {escape(str(settings.home_dir))})")
     # By name: the command line does not import the web door; the app reads the same settings.
     # X-Forwarded-For is believed only from SAHAY_TRUSTED_PROXIES; with none, the peer is the client.
@@ -43,6 +45,29 @@ def serve_command(
         server_header=False,  # no software name and version for scanners
         limit_concurrency=settings.max_connections,  # past it, 503 instead of unbounded tasks
     )
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse a port in use or an address this machine does not have before printing the URL:
+    uvicorn would print it, then exit with code 3 and a log line."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        problem = f"--host {host} is not an address this machine can listen on ({exc.strerror})"
+        raise BadInput(problem) from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                problem = f"port {port} on {host} is in use: stop what uses it, or choose another with --port"
+                raise BadInput(problem) from exc
+            raise BadInput(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from exc
 
 
 PasswordStdin = Annotated[

@@ -18,8 +18,13 @@ def report_command(
     analysis: Annotated[Path, typer.Argument(help="An analysis.json written by `sahay analyze --out`.")],
     report_format: Annotated[str, typer.Option("--format", "-f", help=f"{FORMAT_HELP}.")] = "html",
     destination: Annotated[
-        Path, typer.Option("--out", "-o", help="The file to write (a folder for several Secondary Captures).")
-    ] = Path("report.html"),
+        str,
+        typer.Option(
+            "--out",
+            "-o",
+            help="The file to write; a folder when it ends with / or exists (always for several files).",
+        ),
+    ] = "report.html",
     image: Annotated[
         Path | None,
         typer.Option("--image", help="DICOM formats: the DICOM file the analysis was made from."),

@@ -6,6 +6,7 @@ pixel decoding happens: ``open_dicom`` parses the dataset, ``OpenedDicom.decode`
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass
 
@@ -405,14 +406,17 @@ def _patient_orientation(ds: Dataset) -> tuple[str, str] | None:
 
 
 def _pixel_spacing(ds: Dataset) -> tuple[float, float] | None:
-    """(row, column) spacing in mm: Pixel Spacing, else Imager Pixel Spacing; None if absent or malformed."""
+    """(row, column) spacing in mm: Pixel Spacing, else Imager Pixel Spacing; None if absent,
+    malformed or not a real size (0\\0, negative, not finite: "not recorded", not "0 x 0 mm")."""
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
         value = ds.get(keyword)
         if value is not None and getattr(value, "__len__", None) and len(value) >= 2:
             try:
-                return float(value[0]), float(value[1])
+                row, column = float(value[0]), float(value[1])
             except (TypeError, ValueError):
                 continue
+            if all(math.isfinite(v) and v > 0 for v in (row, column)):
+                return row, column
     return None
 
 

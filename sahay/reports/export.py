@@ -6,6 +6,7 @@ The CLI, the API and ``sahay pacs analyze`` all come through here.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 from pydicom import Dataset
@@ -32,12 +33,16 @@ def render(
 def export_report(
     analysis_json: Path,
     report_format: str,
-    out: Path,
+    out: Path | str,
     *,
     image: Path | None = None,
     include_identifiers: bool = False,
 ) -> list[Path]:
-    """Write the report of ``analysis_json`` to ``out``; several Secondary Captures go into a folder."""
+    """Write the report of ``analysis_json`` to ``out``. Files go into a folder there when ``out``
+    is an existing folder or ends with a path separator ("overlays/"), and when there are several
+    (Secondary Captures); a single file otherwise."""
+    into_folder = str(out).endswith(("/", os.sep)) or Path(out).is_dir()
+    out = Path(out)
     analysis = load_analysis(analysis_json)
     source = read_source(image, analysis) if image is not None else None
     files = render(
@@ -47,12 +52,12 @@ def export_report(
         source=source,
         include_identifiers=include_identifiers,
     )
-    if len(files) == 1:
+    if len(files) == 1 and not into_folder:
         _check_destination(out)
         atomic_write_bytes(out, files[0].data)
         return [out]
     if out.exists() and not out.is_dir():
-        raise BadInput(f"{out} is a file; {len(files)} Secondary Captures need a folder there")
+        raise BadInput(f"{out} is a file; give a folder for these {len(files)} report files")
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for rendered in files:

@@ -188,8 +188,8 @@ def _study_facts(analysis: Analysis) -> list[tuple[str, str]]:
         ("File format", image.format.upper()),
         ("Image sha256", image.sha256[:16] + "..."),
     ]
-    if image.pixel_spacing_mm:
-        rows.insert(4, ("Pixel spacing", f"{image.pixel_spacing_mm[0]:g} x {image.pixel_spacing_mm[1]:g} mm"))
+    spacing = image.pixel_spacing_mm
+    rows.insert(4, ("Pixel spacing", f"{spacing[0]:g} x {spacing[1]:g} mm" if spacing else "not recorded"))
     if image.number_of_frames > 1:
         rows.append(("Frame analysed", f"{(image.frame_index or 0) + 1} of {image.number_of_frames}"))
     return rows

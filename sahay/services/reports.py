@@ -20,12 +20,13 @@ if TYPE_CHECKING:
 def export(
     analysis_json: Path,
     report_format: str,
-    out: Path,
+    out: Path | str,
     *,
     image: Path | None = None,
     include_identifiers: bool = False,
 ) -> list[Path]:
-    """Write the report of ``analysis_json`` to ``out``; returns the files written."""
+    """Write the report of ``analysis_json`` to ``out`` (a folder when it ends with "/"); returns
+    the files written."""
     from sahay.reports.export import export_report
 
     get_format(report_format)  # an unknown format is refused before anything is read

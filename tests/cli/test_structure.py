@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -73,3 +74,23 @@ def test_every_registry_entry_appears_in_the_cli_help(command: tuple[str, ...], 
     shown = _help(*command)
     missing = [name for name in names if name not in shown]
     assert not missing, f"`sahay {' '.join(command)} --help` does not name {missing}"
+
+
+def test_serve_on_a_port_in_use_says_so_and_exits_2(tmp_path: Path) -> None:
+    import os
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "sahay"), "serve", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "SAHAY_HOME": str(tmp_path / "home")},
+        )
+    assert done.returncode == 2, done.stderr
+    assert f"port {port} on 127.0.0.1 is in use" in done.stderr
+    assert "http://" not in done.stdout and "Traceback" not in done.stderr

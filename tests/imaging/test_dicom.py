@@ -283,6 +283,30 @@ def test_imager_pixel_spacing_is_the_fallback(tmp_path: Path) -> None:
     assert read_image(path).info.pixel_spacing_mm == pytest.approx((0.139, 0.139))
 
 
+def test_a_zero_pixel_spacing_is_not_recorded_and_the_report_says_so(tmp_path: Path) -> None:
+    from sahay.analysis import Analysis
+    from sahay.reports.model import _study_facts
+
+    path = write_dicom(
+        tmp_path / "zero.dcm", RAMP, pixel_spacing=(0.0, 0.0), imager_pixel_spacing=(0.139, 0.139)
+    )
+    assert read_image(path).info.pixel_spacing_mm == pytest.approx((0.139, 0.139))  # the fallback is real
+    path = write_dicom(tmp_path / "none.dcm", RAMP, pixel_spacing=(0.0, 0.0))
+    info = read_image(path).info
+
+    assert info.pixel_spacing_mm is None
+    analysis = Analysis.model_validate({"image": info.model_dump(), "model": _card(), "findings": []})
+    assert ("Pixel spacing", "not recorded") in _study_facts(analysis)
+
+
+def _card() -> dict[str, object]:
+    return {
+        "name": "m", "version": "1", "task": "multilabel", "modalities": ["DX"], "body_part": "chest",
+        "intended_use": "tests", "license": "none", "weights_sha256": "0" * 64, "training_data": "none",
+        "calibration_temperature": 1.0,
+    }  # fmt: skip
+
+
 def test_identifiers_absent_by_default(tmp_path: Path) -> None:
     info = read_image(write_dicom(tmp_path / "id.dcm", RAMP)).info
 

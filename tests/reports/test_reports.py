@@ -332,3 +332,18 @@ def test_directions_in_patient_terms(cosines: tuple[float, float, float], letter
     from sahay.reports.dicom import _direction
 
     assert _direction(list(cosines)) == letters
+
+
+def test_a_destination_ending_in_a_slash_or_an_existing_folder_gets_a_folder(
+    ct_analysis: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "overlays"
+    written = export_report(ct_analysis, "dicom-sc", f"{folder}/", image=CT_SMALL)
+    assert folder.is_dir() and written and all(path.parent == folder for path in written)
+
+    existing = tmp_path / "reports"
+    existing.mkdir()
+    [html_path] = export_report(ct_analysis, "html", existing)
+    assert html_path.parent == existing and html_path.suffix == ".html"
+    [single] = export_report(ct_analysis, "html", tmp_path / "one.html")
+    assert single == tmp_path / "one.html" and single.is_file()
