@@ -19,6 +19,7 @@ from sahay.errors import SahayError
 from sahay.fileio import PRIVATE_UMASK
 
 app = typer.Typer(
+    rich_markup_mode=None,
     name="sahay",
     help="Sahay: medical image analysis assistant. Decision support, not a diagnosis.",
     no_args_is_help=True,

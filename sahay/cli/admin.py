@@ -12,6 +12,7 @@ from sahay.cli.common import escape, out, table
 from sahay.errors import BadInput
 
 users_app = typer.Typer(
+    rich_markup_mode=None,
     help="Web service accounts: create, list, disable and enable users, set passwords, end sessions.",
     no_args_is_help=True,
 )

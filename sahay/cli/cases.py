@@ -29,7 +29,11 @@ from sahay.services.notes import note_text
 if TYPE_CHECKING:
     from sahay.services.cases import CaseOut, CaseSummary
 
-app = typer.Typer(help="The case library: add, import, list and search similar cases.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None,
+    help="The case library: add, import, list and search similar cases.",
+    no_args_is_help=True,
+)
 
 BlendWeights = Annotated[
     str | None, typer.Option(help="Blend weights, e.g. image=0.6,text=0.2,findings=0.2.")

@@ -11,7 +11,11 @@ from sahay.cli.common import AsJson, err, escape, out, print_json, table
 from sahay.errors import BadInput
 from sahay.services import capabilities
 
-kb_app = typer.Typer(help="The cited knowledge base: add documents, list and search.", no_args_is_help=True)
+kb_app = typer.Typer(
+    rich_markup_mode=None,
+    help="The cited knowledge base: add documents, list and search.",
+    no_args_is_help=True,
+)
 
 INDEXING_STATUS = "thinking (the first question indexes the knowledge base: a minute or two)"
 AUDIENCE_HELP = " or ".join(capabilities.AUDIENCES) + "."

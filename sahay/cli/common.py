@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from sahay.progress import Step
 
@@ -32,9 +33,45 @@ def choices(names: Iterable[str]) -> str:
     return listed[0] if len(listed) == 1 else f"{', '.join(listed[:-1])} or {listed[-1]}"
 
 
+class _WordTable(Table):
+    """A table that wraps cells between words and never inside one ("risk_facto r") where the
+    width allows: each column is at least as wide as its longest word (up to ``LONGEST_WORD``),
+    and columns with no content are left out."""
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        # A column with nothing in it says nothing; at 80 columns its room is needed.
+        if self.row_count:
+            self.columns = [c for c in self.columns if any(_plain(cell).strip() for cell in c.cells)]
+        for column in self.columns:
+            cells = [column.header, *column.cells]
+            if column.no_wrap:  # kept whole on one line: as wide as its longest cell
+                column.min_width = max((len(_plain(cell)) for cell in cells), default=1)
+                continue
+            words = [len(word) for cell in cells for word in _plain(cell).split()]
+            column.min_width = min(max(words, default=1), LONGEST_WORD)
+        # Where the words cannot all fit (80 columns, many columns), the longest give way first.
+        room = options.max_width - (3 * len(self.columns) + 1)  # borders and padding
+        while sum(c.min_width or 0 for c in self.columns) > room:
+            widest = max((c for c in self.columns if not c.no_wrap), key=lambda c: c.min_width or 0)
+            if (widest.min_width or 0) <= 4:
+                break
+            widest.min_width = (widest.min_width or 0) - 1
+        yield from super().__rich_console__(console, options)
+
+
+LONGEST_WORD = 32
+"""Longer words (paths, hashes) fold: they are copied into other commands, never cut."""
+
+
+def _plain(cell: object) -> str:
+    if isinstance(cell, Text):
+        return cell.plain
+    return Text.from_markup(cell).plain if isinstance(cell, str) else ""
+
+
 def table(*columns: str) -> Table:
     """A table whose first column (a name people copy into commands) never wraps."""
-    made = Table()
+    made = _WordTable()
     for index, column in enumerate(columns):
         # Fold, not truncate: ids and paths are copied into other commands.
         made.add_column(column, no_wrap=index == 0, overflow="fold")

@@ -21,7 +21,9 @@ from sahay.cli.common import (
     table,
 )
 
-app = typer.Typer(help="List, pull, import and inspect model bundles.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="List, pull, import and inspect model bundles.", no_args_is_help=True
+)
 
 
 @app.command("list")

@@ -13,6 +13,7 @@ from sahay.errors import BadInput
 from sahay.progress import Step
 
 app = typer.Typer(
+    rich_markup_mode=None,
     help="The hospital archive (PACS) over DICOMweb: query, pull, push and analyze studies.",
     no_args_is_help=True,
 )

@@ -29,7 +29,9 @@ from sahay.services import capabilities, training
 from sahay.services.analyze import Budget
 from sahay.services.training import TrainOptions
 
-runs_app = typer.Typer(help="Training and evaluation runs tracked in MLflow.", no_args_is_help=True)
+runs_app = typer.Typer(
+    rich_markup_mode=None, help="Training and evaluation runs tracked in MLflow.", no_args_is_help=True
+)
 
 DataArgument = Annotated[
     Path,

@@ -94,3 +94,38 @@ def test_serve_on_a_port_in_use_says_so_and_exits_2(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stderr
     assert f"port {port} on 127.0.0.1 is in use" in done.stderr
     assert "http://" not in done.stdout and "Traceback" not in done.stderr
+
+
+def _piped(*args: str, columns: int = 80) -> subprocess.CompletedProcess[str]:
+    """The command as a script or a pipe runs it: no terminal, COLUMNS wide."""
+    import os
+
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "sahay"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": str(columns)},
+    )
+
+
+def test_help_at_80_columns_shows_whole_option_names_and_no_bool_metavar() -> None:
+    done = _piped("analyze", "--help")
+
+    assert done.returncode == 0, done.stderr
+    for option in ("--overlay-opacity", "--faithfulness / --no-faithfulness", "--keep-identifiers"):
+        assert option in done.stdout
+    assert "<bool>" not in done.stdout and "…" not in done.stdout
+    assert max(len(line) for line in done.stdout.splitlines()) <= 80
+
+
+def test_tables_at_80_columns_break_no_word() -> None:
+    note = "64 yo male smoker, 40 pack-years. Small right pleural effusion measuring 2 cm. No pneumothorax."
+    done = _piped("notes", note)
+
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    cells = {cell.strip() for line in lines for cell in line.split("│")}
+    for word in ("risk_factor", "Pneumothorax", "Pack-Years", "affirmed", "negated"):
+        assert word in cells, f"{word} is broken across lines:\n{done.stdout}"
