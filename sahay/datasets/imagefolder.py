@@ -1,8 +1,17 @@
-"""The image-folder layout: ``train/<class>/*``, ``test/<class>/*`` and optionally ``val/<class>/*``.
+"""The image-folder layout: one folder per class, in split folders or not.
 
 Kaggle chest X-ray pneumonia, BreakHis and brain MRI slices come like this: one class per image,
-so the task is multiclass. Classes are sorted by name; a missing ``val/`` (or ``test/``) is carved
-from ``train/``, stratified by class.
+so the task is multiclass. Recognised, in this order:
+
+- split folders, each holding one folder per class: ``train/`` (or ``training/``,
+  ``train_dataset/``, ``train_data/``, ``train_set/``), optionally ``val/`` (``valid/``,
+  ``validation/``, ``val_dataset/``, ...) and ``test/`` (``testing/``, ``test_dataset/``, ...);
+- a flat folder of class folders (``data/benign/``, ``data/malignant/``): every image is in the
+  training pool.
+
+Classes are sorted by name; a missing validation or test split is carved from the training pool,
+stratified by class and seeded, and the dataset's notes say which layout was recognised and how
+each split was made.
 """
 
 from __future__ import annotations
@@ -32,33 +41,65 @@ def load_image_folder(root: Path, options: LoadOptions) -> LabelledDataset:
             f"{root} is an image folder (one class folder per image), which is multiclass; "
             "use a CSV label table for multilabel training."
         )
-    train_dir = root / "train"
-    if not train_dir.is_dir():
-        raise BadInput(
-            f"{root} has no train/ folder; an image-folder dataset needs train/<class>/ and test/<class>/ "
-            "subfolders (val/<class>/ optional)."
-        )
+    split_dirs = _split_folders(root)
+    notes: list[str] = []
+    if "train" in split_dirs:
+        train_dir = split_dirs["train"]
+        named = ", ".join(f"{path.name}/ as {split}" for split, path in split_dirs.items())
+        notes.append(f"layout: split folders ({named})")
+    else:
+        train_dir = root  # a flat folder of class folders: the whole of it is the training pool
+        notes.append(f"layout: class folders directly in {root.name}/; every image is in the training pool")
     found = {"train": _class_folders(train_dir)}
     classes = sorted(found["train"])
     if len(classes) < 2:
         raise BadInput(
-            f"{train_dir} has {len(classes)} class folder(s) ({', '.join(classes) or 'none'}); "
-            "training needs at least 2 classes, one folder each."
+            f"{train_dir} has {len(classes)} class folder(s) ({', '.join(classes) or 'none'}); training "
+            "needs at least 2 classes, one folder each: either <class>/ folders, or train/<class>/ "
+            "with test/<class>/ (val/<class>/ optional)."
         )
     for split in ("val", "test"):
-        if (root / split).is_dir():
-            found[split] = _class_folders(root / split)
-            _check_same_classes(root / split, set(found[split]), set(classes))
+        if split in split_dirs:
+            found[split] = _class_folders(split_dirs[split])
+            _check_same_classes(split_dirs[split], set(found[split]), set(classes))
     splits = {split: _folder_samples(folders, classes) for split, folders in found.items()}
-    notes: list[str] = []
     strata = {split: [int(np.argmax(s.target)) for s in samples] for split, samples in splits.items()}
     carved = [split for split in ("val", "test") if split not in splits]
-    splits = carve_missing_splits(splits, strata, options.plan, notes, source="train/")
+    splits = carve_missing_splits(splits, strata, options.plan, notes, source=f"{train_dir.name}/")
     if carved:
         notes.append("held-out images were chosen per image: one patient's images may fall on both sides")
     return LabelledDataset(
         root, IMAGE_FOLDER.name, "multiclass", classes, splits, notes, layout_title=IMAGE_FOLDER.title
     )
+
+
+SPLIT_NAMES = {
+    "train": ("train", "training", "train_dataset", "train_data", "train_set", "trainset"),
+    "val": ("val", "valid", "validation", "val_dataset", "validation_dataset", "val_data", "val_set"),
+    "test": ("test", "testing", "test_dataset", "test_data", "test_set", "testset"),
+}
+
+
+def _split_folders(root: Path) -> dict[str, Path]:
+    """The split folders under ``root`` by the names users give them (any case); none for a flat
+    folder of class folders. Two folders for one split ("val/" and "valid/") are refused."""
+    folders = {p.name.lower(): p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    found = {}
+    for split, names in SPLIT_NAMES.items():
+        present = [folders[name] for name in names if name in folders]
+        if len(present) > 1:
+            raise BadInput(
+                f"{root} has {' and '.join(p.name + '/' for p in present)}: both look like the {split} "
+                "split; keep one."
+            )
+        if present:
+            found[split] = present[0]
+    if found and "train" not in found:
+        raise BadInput(
+            f"{root} has {', '.join(p.name + '/' for p in found.values())} but no training folder "
+            "(train/, training/ or train_dataset/)."
+        )
+    return found
 
 
 def _is_hidden(relative: Path) -> bool:

@@ -3,8 +3,9 @@
 Two layouts cover what users bring (``LAYOUTS``, in the order they are tried):
 
 * an **image folder** (Kaggle chest X-ray pneumonia, BreakHis, brain MRI slices):
-  ``train/<class>/*``, ``test/<class>/*`` and optionally ``val/<class>/*``; one class per image
-  (``imagefolder``);
+  ``train/<class>/*``, ``test/<class>/*`` and optionally ``val/<class>/*`` (also named
+  ``train_dataset/``, ``valid/``, ``test_dataset/``, ...), or class folders directly
+  (``data/benign/``, ``data/malignant/``); one class per image (``imagefolder``);
 * a **CSV label table** (CheXpert, NIH ChestX-ray14): one row per image, one 0/1 column per label,
   blank or -1 for an uncertain label (``csv_table``).
 
@@ -57,10 +58,11 @@ def load_dataset(
     folder, a ``.csv`` file a CSV label table.
 
     **Image folder** (``source`` is a folder): ``train/<class>/``, ``test/<class>/`` and optionally
-    ``val/<class>/``; files are found recursively, hidden ones skipped, any extension accepted (the
-    reader goes by content). Classes are sorted by name; the task is multiclass. A missing ``val/``
-    (or ``test/``) is carved from ``train/``, stratified by class (``val_fraction``, ``test_fraction``
-    of the train images, ``random_state=seed``).
+    ``val/<class>/``, under the names users give them (``sahay.datasets.imagefolder.SPLIT_NAMES``),
+    or class folders directly; files are found recursively, hidden ones skipped, any extension
+    accepted (the reader goes by content). Classes are sorted by name; the task is multiclass. A
+    missing validation (or test) split is carved from the training pool, stratified by class
+    (``val_fraction``, ``test_fraction`` of the training images, ``random_state=seed``).
 
     **CSV** (``source`` is a ``.csv`` file): image paths are relative to the CSV's folder unless
     absolute (CheXpert's paths, which start with the CSV's own folder name, are read from the folder
@@ -105,11 +107,10 @@ def detect_layout(source: Path) -> DatasetLayout:
         if layout.detect(source):
             return layout
     if source.is_file():
-        raise BadInput(
-            f"{source} is not a .csv file; give a CSV label table or a folder holding train/<class>/."
-        )
+        raise BadInput(f"{source} is not a .csv file; give a CSV label table or a folder of class folders.")
     raise BadInput(
-        f"{source} does not exist; give a folder with train/<class>/ subfolders or a CSV file of labels."
+        f"{source} does not exist; give a folder of class folders (or train/<class>/ and test/<class>/) "
+        "or a CSV file of labels."
     )
 
 

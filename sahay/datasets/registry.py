@@ -47,7 +47,8 @@ LAYOUTS: dict[str, DatasetLayout] = {
     for layout in (
         DatasetLayout(
             "imagefolder",
-            "a folder holding train/<class>/ and test/<class>/ (val/<class>/ optional), one class each",
+            "a folder of <class>/ folders, or of train/<class>/ and test/<class>/ (val/<class>/ optional; "
+            "also train_dataset/, valid/, test_dataset/ ...), one class per image",
             "Image-folder dataset",
             "sahay.datasets.imagefolder",
         ),

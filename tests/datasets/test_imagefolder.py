@@ -1,4 +1,5 @@
-"""The image-folder layout: train/<class>/, test/<class>/ and optionally val/<class>/."""
+"""The image-folder layout: train/<class>/, test/<class>/ and optionally val/<class>/, under the
+names users give them, or a flat folder of class folders."""
 
 from __future__ import annotations
 
@@ -90,7 +91,7 @@ def _bad_folder(kind: str, root: Path) -> Path:
 @pytest.mark.parametrize(
     ("kind", "fragment"),
     [
-        ("no train", "has no train/ folder"),
+        ("no train", r"has test/ but no training folder \(train/, training/ or train_dataset/\)"),
         ("empty class", "hollow is empty"),
         ("one class", r"1 class folder\(s\) \(only\); training needs at least 2"),
         ("different classes", "missing: b; extra: c"),
@@ -108,3 +109,47 @@ def test_image_folders_are_multiclass_only(tmp_path: Path) -> None:
         load_dataset(root, task="multilabel")
     with pytest.raises(BadInput, match="label_columns apply to CSV files only"):
         load_dataset(root, label_columns=["a"])
+
+
+def test_a_flat_folder_of_class_folders_is_carved_into_seeded_splits(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "data", {".": {"benign": 20, "malignant": 20}})
+
+    dataset = load_dataset(root, val_fraction=0.2, test_fraction=0.2)
+    again = load_dataset(root, val_fraction=0.2, test_fraction=0.2)
+
+    assert dataset.labels == ["benign", "malignant"]
+    assert {split: len(samples) for split, samples in dataset.splits.items()} == {
+        "train": 24,
+        "val": 8,
+        "test": 8,
+    }
+    assert paths_of(again.splits["test"]) == paths_of(dataset.splits["test"])
+    assert any("class folders directly in data/" in note for note in dataset.notes)
+    assert any("no test split" in note for note in dataset.notes)
+
+
+def test_split_folders_under_the_names_users_give_them(tmp_path: Path) -> None:
+    sorted_root = make_folder(
+        tmp_path / "dataset_sorted",
+        {"train_dataset": {"benign": 12, "malignant": 12}, "test_dataset": {"benign": 3, "malignant": 3}},
+    )
+    dataset = load_dataset(sorted_root)
+    assert (
+        len(dataset.splits["test"]) == 6 and len(dataset.splits["train"]) + len(dataset.splits["val"]) == 24
+    )
+    assert any("train_dataset/ as train, test_dataset/ as test" in note for note in dataset.notes)
+
+    valid_root = make_folder(
+        tmp_path / "kaggle",
+        {"train": {"a": 6, "b": 6}, "valid": {"a": 2, "b": 2}, "test": {"a": 1, "b": 1}},
+    )
+    dataset = load_dataset(valid_root)
+    assert sorted(paths_of(dataset.splits["val"])) == sorted((valid_root / "valid").rglob("*.png"))
+
+
+def test_two_folders_for_one_split_are_refused(tmp_path: Path) -> None:
+    root = make_folder(
+        tmp_path / "d", {"train": {"a": 4, "b": 4}, "val": {"a": 1, "b": 1}, "valid": {"a": 1, "b": 1}}
+    )
+    with pytest.raises(BadInput, match="val/ and valid/: both look like the val split"):
+        load_dataset(root)
