@@ -115,7 +115,8 @@ def train_command(
             raise typer.Exit(130) from None
     manifest = result.bundle.manifest
     for note in result.notes:
-        err.print(f"[dim]note:[/] {escape(note)}")
+        loud = note.startswith("WARNING: ")
+        err.print(f"[bold yellow]{escape(note)}[/]" if loud else f"[dim]note:[/] {escape(note)}")
     metrics = table("Metric", "Value")
     for key, value in manifest.metrics.items():
         metrics.add_row(escape(key), f"{value:.4f}")

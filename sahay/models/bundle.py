@@ -113,6 +113,11 @@ class BundleManifest(BaseModel):
     demonstration: bool = Field(default=False, description="trained on synthetic images; no clinical meaning")
     ood: OodSpec | None = Field(default=None, description="out-of-domain reference; None until one is fitted")
     dataset: DatasetRef | None = None
+    limitations: list[str] = Field(
+        default_factory=list,
+        description="weaknesses found when the bundle was made (a finding no better than chance on "
+        "validation); every analysis with the bundle repeats them as warnings",
+    )
 
     @model_validator(mode="after")
     def _check_labels(self) -> BundleManifest:

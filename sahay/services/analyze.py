@@ -204,6 +204,7 @@ def classify(
             f"Model {manifest.name} has no out-of-domain reference, so unsuitable images are not detected. "
             f"Fit one with `sahay models fit-ood {manifest.name} DATA`."
         )
+    warnings += manifest.limitations
     if manifest.calibration.method == "none":
         warnings.append(
             f"Model {manifest.name} has no fitted calibration: "

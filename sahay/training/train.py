@@ -394,6 +394,8 @@ class _Run:
                 truth_for_metrics(test_targets, task), test_probs, labels, task, thresholds
             )
             metrics.update(_summary_metrics("test", test_metrics))
+        limitations = weak_findings(metrics, labels, task, self.options.threshold_method)
+        self.notes += [f"WARNING: {text}" for text in limitations]
         reference = fit_reference(
             train_features,
             val_features,
@@ -426,6 +428,7 @@ class _Run:
             dataset=DatasetRef(
                 manifest=DATASET_MANIFEST, fingerprint=self.scan.fingerprint, files=len(self.scan.manifest)
             ),
+            limitations=limitations,
         )
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
@@ -459,6 +462,29 @@ def macro_auroc(truth: np.ndarray, probs: np.ndarray, task: Task) -> float | Non
         if column.has_both_classes
     ]
     return float(np.mean(values)) if values else None
+
+
+def weak_findings(
+    metrics: dict[str, float], labels: list[str], task: Task, threshold_method: str
+) -> list[str]:
+    """The findings this bundle cannot be trusted on, in words: validation AUROC at or below chance
+    (0.5), or not measurable (one class only in the validation split). Written into the bundle, so
+    that every analysis made with it says so."""
+    weak = []
+    for label in labels:
+        auroc = metrics.get(f"val_auroc/{label}")
+        if auroc is None:
+            weak.append(
+                f"{label}: the validation split had no positive or no negative image, so how well the "
+                "model separates it is unknown"
+            )
+        elif auroc <= 0.5:
+            kind = "its threshold" if task == "multilabel" else "its calls"
+            weak.append(
+                f"{label}: validation AUROC {auroc:.3f}, no better than chance; {kind} "
+                f"({threshold_method}) cannot be trusted: train on more or cleaner images"
+            )
+    return weak
 
 
 def _summary_metrics(prefix: str, metrics: dict[str, Any]) -> dict[str, float]:

@@ -265,3 +265,31 @@ def test_evaluating_on_training_images_is_flagged(
 def test_fit_ood_rejects_a_percentile_out_of_range(trained: TrainResult, shapes_data: Path) -> None:
     with pytest.raises(BadInput, match="--percentile must lie in"):
         fit_ood(str(trained.bundle.path), shapes_data, percentile=150)
+
+
+def test_findings_no_better_than_chance_are_said_loudly_and_travel_with_the_bundle(
+    demo_bundle_dir: Path, settings: Settings, tmp_path: Path
+) -> None:
+    import shutil
+
+    from sahay.models.bundle import load_bundle
+    from sahay.models.registry import import_path
+    from sahay.training.train import weak_findings
+
+    metrics = {"val_auroc/benign": 0.0, "val_auroc/malignant": 0.93}
+    weak = weak_findings(metrics, ["benign", "malignant", "atypia"], "multilabel", "youden")
+    assert [line.split(":")[0] for line in weak] == ["benign", "atypia"]
+    assert "validation AUROC 0.000, no better than chance" in weak[0]
+    assert "no positive or no negative image" in weak[1]
+
+    # A bundle that carries a limitation repeats it on every analysis made with it.
+    folder = shutil.copytree(demo_bundle_dir, tmp_path / "weak-demo")
+    manifest_path = folder / "bundle.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["name"], manifest["limitations"] = "weak-demo", [weak[0]]
+    manifest_path.write_text(json.dumps(manifest))
+    assert load_bundle(folder).manifest.limitations == [weak[0]]
+    import_path(folder, settings)
+    image = write_png(tmp_path / "x.png", np.zeros((64, 64), dtype=np.uint8))
+    analysis = analyze(image, model="weak-demo", out_dir=tmp_path / "out", heatmaps=False, force=True)
+    assert weak[0] in analysis.warnings
