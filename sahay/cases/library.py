@@ -37,7 +37,7 @@ from sahay.cases.search import (
     signal_collection,
 )
 from sahay.config import Settings, get_settings
-from sahay.errors import BadInput
+from sahay.errors import BadInput, ModelUnavailable
 from sahay.fileio import sha256_file
 from sahay.imaging import LoadedImage, read_image
 from sahay.imaging.raster import png_bytes
@@ -133,12 +133,14 @@ class CaseLibrary(UsesVectorIndex):
         notes: str | None = None,
         tags: Sequence[str] = (),
         report: str | None = None,
+        model: str | None = None,
     ) -> CaseDetail:
-        """Add the case of an ``analysis.json``; its image is ``image_path`` or found beside it by name."""
+        """Add the case of an ``analysis.json``; its image is ``image_path`` or found beside it by
+        name, and ``model`` the bundle folder that made it when it is not installed."""
         analysis = load_analysis(analysis_path)
         image_file = locate_image(analysis, analysis_path, image_path)
         image = read_image(image_file, settings=self.settings)
-        predictor = predictor_for(analysis, self.settings)
+        predictor = predictor_for(analysis, self.settings, model=model)
         prediction = predictor.predict([image.pixels])[0]
         case_id = self._store(analysis, image, prediction, diagnosis, comment, notes, tags, report, None)
         return self.get(case_id)
@@ -418,13 +420,30 @@ def locate_image(analysis: Analysis, analysis_path: Path, given: Path | None) ->
     )
 
 
+def embedding_bundle(name_or_path: str, settings: Settings) -> Bundle:
+    """The model that embeds case images, by installed name or bundle folder. A model that was
+    used from a folder and never installed is named with the two ways to fix it."""
+    try:
+        return find_bundle(name_or_path, settings)
+    except ModelUnavailable as exc:
+        raise ModelUnavailable(
+            f"model {name_or_path!r} is not installed (it was probably used from a bundle folder): "
+            "install it with `sahay models import FOLDER`, or give the folder with --model FOLDER"
+        ) from exc
+
+
 def predictor_for(
-    analysis: Analysis, settings: Settings, load_predictor: Callable[[Bundle], Predictor] = Predictor
+    analysis: Analysis,
+    settings: Settings,
+    load_predictor: Callable[[Bundle], Predictor] = Predictor,
+    model: str | None = None,
 ) -> Predictor:
-    """The installed model that made ``analysis``: same name, version and weights.
-    ``load_predictor`` lets a long-lived caller reuse loaded models (a ``PredictorCache``)."""
+    """The model that made ``analysis`` (installed, or the bundle folder ``model``): same name,
+    version and weights. ``load_predictor`` lets a long-lived caller reuse loaded models."""
     card = analysis.model
-    bundle = find_bundle(card.name, settings)
+    bundle = embedding_bundle(model or card.name, settings)
+    if bundle.manifest.name != card.name:
+        raise BadInput(f"the analysis was made with model {card.name}, not {bundle.manifest.name}")
     if (bundle.manifest.version, bundle.manifest.weights.sha256) != (card.version, card.weights_sha256):
         raise BadInput(
             f"the installed {card.name} is version {bundle.manifest.version}, and the analysis was made with "

@@ -11,6 +11,7 @@ from sahay.analysis import load_analysis
 from sahay.cases.library import (
     CaseLibrary,
     case_text,
+    embedding_bundle,
     locate_image,
     model_space,
     prediction_vectors,
@@ -21,7 +22,6 @@ from sahay.errors import BadInput
 from sahay.imaging import read_image
 from sahay.models.bundle import Bundle
 from sahay.models.predictor import Predictor
-from sahay.models.registry import find_bundle
 
 
 def image_query(
@@ -32,7 +32,7 @@ def image_query(
     Returns the vectors and the image's modality (None for PNG, JPEG and TIFF).
     """
     image = read_image(path, settings=library.settings)
-    predictor = Predictor(find_bundle(model or _library_model(library), library.settings))
+    predictor = Predictor(embedding_bundle(model or _library_model(library), library.settings))
     image_vector, findings_vector = prediction_vectors(predictor.predict([image.pixels])[0])
     manifest = predictor.manifest
     space = model_space(manifest.name, manifest.version)

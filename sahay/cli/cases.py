@@ -55,6 +55,12 @@ def cases_add(
     notes: NotesText = None,
     notes_file: NotesFile = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag; repeat for more.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", "-m", help="The bundle folder that made the analysis, if it is not installed."
+        ),
+    ] = None,
 ) -> None:
     """Add an analysed image to the case library (de-identified)."""
     from sahay.services import cases
@@ -62,6 +68,7 @@ def cases_add(
     with cases.open_library() as library:
         case = library.add_analysis(
             analysis,
+            model=model,
             image_path=image,
             diagnosis=diagnosis,
             comment=comment,

@@ -90,3 +90,37 @@ def test_a_corrupt_query_image_is_bad_input(demo_installed: Settings, tmp_path: 
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage")
     code, _, stderr = run_cli(capsys, "cases", "search", "--image", corrupt)
     assert code == 2 and "corrupt.png" in stderr
+
+
+def test_a_model_used_from_its_folder_is_named_with_the_fix(
+    settings: Settings, demo_bundle_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The demonstration bundle is used by path and never installed: the library says how to fix it."""
+    table = write_case_dataset(tmp_path / "data", per_class=3)
+    code, stdout, stderr = run_cli(capsys, "cases", "import", table, "-m", demo_bundle_dir, *DATASET)
+    assert code == 0, stderr
+
+    query = tmp_path / "query.png"
+    disc = make_image(np.random.default_rng(7), 224, disc=True, stripes=False)
+    write_png(query, np.round(disc.pixels * 255).astype(np.uint8))
+    code, _, stderr = run_cli(capsys, "cases", "search", "--image", query)
+    assert code == 2 and "is not installed" in stderr and "sahay models import FOLDER" in stderr
+    code, stdout, stderr = run_cli(capsys, "cases", "search", "--image", query, "--model", demo_bundle_dir)
+    assert code == 0, stderr
+
+    code, _, stderr = run_cli(
+        capsys, "analyze", query, "--model", demo_bundle_dir, "--out", tmp_path / "a", "--no-heatmaps"
+    )
+    assert code == 0, stderr
+    analysis = tmp_path / "a" / "analysis.json"
+    code, _, stderr = run_cli(capsys, "cases", "add", analysis, "--image", query)
+    assert code == 2 and "--model FOLDER" in stderr
+    code, stdout, stderr = run_cli(
+        capsys, "cases", "add", analysis, "--image", query, "--model", demo_bundle_dir
+    )
+    assert code == 0 and "Added case" in stdout, stderr
+    moved = tmp_path / "elsewhere" / "deeper" / "analysis.json"  # nowhere near the image
+    moved.parent.mkdir(parents=True)
+    moved.write_bytes(analysis.read_bytes())
+    code, _, stderr = run_cli(capsys, "cases", "add", moved, "--model", demo_bundle_dir)
+    assert code == 2 and "give it with --image" in stderr
