@@ -9,10 +9,30 @@ import re
 
 
 class SahayError(Exception):
-    """Base class. ``exit_code`` is the CLI's, ``http_status`` the API's."""
+    """Base class. ``exit_code`` is the CLI's, ``http_status`` the API's.
+
+    The message says what is wrong, in words every door can show. What to do about it often
+    depends on the door ("--force" on the command line, a "force" field in the API, a button in
+    the browser): ``hints`` holds that, per door ("cli", "api"), and each door adds its own.
+    ``kind`` names the error for programs (the API returns it; the browser words its own advice).
+    """
 
     exit_code = 1
     http_status = 500
+
+    def __init__(self, *args: object, hints: dict[str, str] | None = None) -> None:
+        super().__init__(*args)
+        self.hints = dict(hints or {})
+
+    @property
+    def kind(self) -> str:
+        """The class name in snake case: ``OutOfDomain`` is ``out_of_domain``."""
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
+
+    def for_door(self, door: str) -> str:
+        """The message with the door's hint, if it has one."""
+        hint = self.hints.get(door)
+        return f"{self} {hint}" if hint else str(self)
 
 
 class BadInput(SahayError):

@@ -141,7 +141,9 @@ def _add_error_handlers(app: FastAPI) -> None:
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             headers["Retry-After"] = str(retry_after)
-        return JSONResponse({"detail": str(exc)}, status_code=exc.http_status, headers=headers)
+        # "message" leaves out the API's hint: the browser words its own advice by "kind".
+        body = {"detail": exc.for_door("api"), "kind": exc.kind, "message": str(exc)}
+        return JSONResponse(body, status_code=exc.http_status, headers=headers)
 
     @app.exception_handler(DatabasePoolTimeout)
     async def database_busy(request: Request, exc: DatabasePoolTimeout) -> JSONResponse:

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     except SahayError as exc:
         if debug:
             raise
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(exc.for_door('cli'))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except Exception as exc:
         if debug:

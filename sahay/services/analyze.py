@@ -225,9 +225,11 @@ def classify(
 
 def _refusal(filename: str, problems: list[str]) -> OutOfDomain:
     return OutOfDomain(
-        f"{filename} does not look like an image this model was made for: {'; '.join(problems)}. "
-        "Choose another model (--model; the API's model field), or analyse it anyway "
-        "(--force; the API's force field)."
+        f"{filename} does not look like an image this model was made for: {'; '.join(problems)}.",
+        hints={
+            "cli": "Choose another model with --model, or analyse it anyway with --force.",
+            "api": "Choose another model (the model field), or analyse it anyway (force=true).",
+        },
     )
 
 

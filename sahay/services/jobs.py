@@ -35,6 +35,8 @@ class Job:
     analysis_id: str | None = None
     error: str | None = None
     error_status: int | None = None
+    error_kind: str | None = None
+    error_message: str | None = None  # without the API's hint, for a door that words its own
     step: str | None = None
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 

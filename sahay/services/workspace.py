@@ -218,9 +218,10 @@ class Workspace:
                     notes_text=notes,
                 )
                 session.add(record)
-                audit.record(
-                    session, owner, "create", "analysis", analysis.id, {"model": analysis.model.name}
-                )
+                details: dict[str, object] = {"model": analysis.model.name}
+                if analysis.quality is not None and analysis.quality.forced:
+                    details["override"] = "analysed past the model's input checks at the user's request"
+                audit.record(session, owner, "create", "analysis", analysis.id, details)
         except BaseException:
             shutil.rmtree(final, ignore_errors=True)
             with session_scope(self.settings) as session:

@@ -60,6 +60,7 @@ def _chromium_installed() -> None:
 @dataclass
 class Server:
     url: str
+    settings: Settings
 
 
 def _free_port() -> int:
@@ -90,7 +91,7 @@ def server(demo_installed: Settings) -> Iterator[Server]:
             pytest.fail("the web service did not start")
         time.sleep(0.05)
     try:
-        yield Server(url=f"http://127.0.0.1:{port}")
+        yield Server(url=f"http://127.0.0.1:{port}", settings=demo_installed)
     finally:
         uvicorn_server.should_exit = True
         thread.join(timeout=30)
@@ -344,3 +345,51 @@ def test_a_revoked_session_goes_back_to_the_login(page: sync_api.Page) -> None:
     expect(page.locator("#login-form")).to_be_visible()
     expect(page.locator("#error")).to_contain_text("session has expired")
     _disclaimer_visible(page)
+
+
+def test_a_refused_image_clears_the_old_result_and_can_be_analysed_anyway(
+    page: sync_api.Page, server: Server, tmp_path: Path
+) -> None:
+    from pydicom.data import get_testdata_file
+
+    from sahay.store import audit
+    from sahay.store.db import session_scope
+
+    _login_by_keyboard(page)
+    page.select_option("#model", DEMO)
+    page.set_input_files("#file-input", str(_dicom_the_demo_model_accepts(tmp_path)))
+    page.click("#analyze-button")
+    expect(page.locator("#findings tbody tr")).to_have_count(2, timeout=ANALYSIS_TIMEOUT_MS)
+
+    # A CT slice the demonstration model was not made for: the old result goes at once, and the
+    # refusal is worded for the browser, with the override as a button where the user is looking.
+    page.set_input_files("#file-input", str(get_testdata_file("CT_small.dcm", download=False)))
+    page.click("#analyze-button")
+    expect(page.locator("#result")).to_be_hidden()
+    error = page.locator("#error[role=alert]")
+    expect(error).to_contain_text(
+        "does not look like an image this model was made for", timeout=ANALYSIS_TIMEOUT_MS
+    )
+    expect(error).not_to_contain_text("--force")
+    expect(error).not_to_contain_text("force=true")
+    assert error.evaluate(
+        "e => { const r = e.getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; }"
+    )
+    _shot(page, "10-refused")
+    error.get_by_role("button", name="Analyse anyway").click()
+
+    expect(page.locator("#findings tbody tr")).to_have_count(2, timeout=ANALYSIS_TIMEOUT_MS)
+    expect(page.locator("#warnings")).to_contain_text("Analysed at the user's request")
+    expect(page.locator("#error")).to_be_hidden()
+    with session_scope(server.settings) as session:
+        created = [e for e in audit.events(session, actor=USERNAME) if e.action == "create"]
+        assert "override" in (created[0].detail or {}) and "override" not in (created[1].detail or {})
+
+    # Sign out: the next user of this workstation finds an empty form.
+    page.fill("#notes", "Private note about the patient.")
+    page.click("#logout")
+    expect(page.locator("#login-form")).to_be_visible()
+    _login_by_keyboard(page)
+    expect(page.locator("#notes")).to_have_value("")
+    expect(page.locator("#file-chosen")).to_have_text("No file chosen.")
+    assert page.evaluate("document.querySelector('#file-input').files.length") == 0

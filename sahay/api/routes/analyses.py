@@ -31,6 +31,8 @@ class JobOut(BaseModel):
     status: str
     analysis_id: str | None = None
     error: str | None = None
+    error_kind: str | None = None
+    error_message: str | None = None
     step: str | None = None
 
 
@@ -85,7 +87,8 @@ async def _run_job(service: Service, job: Job, user: UserRecord, upload: Upload)
             service.inference, service.workspace.create, user, upload, job.progress
         )
     except SahayError as exc:
-        job.status, job.error, job.error_status = "failed", str(exc), exc.http_status
+        job.status, job.error, job.error_status = "failed", exc.for_door("api"), exc.http_status
+        job.error_kind, job.error_message = exc.kind, str(exc)
         return
     except Exception as exc:  # the job must end with a status; the log gets the type only (no PHI)
         job.status, job.error, job.error_status = "failed", "internal error", 500
@@ -99,7 +102,15 @@ async def _run_job(service: Service, job: Job, user: UserRecord, upload: Upload)
 @router.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
 def job_status(job_id: str, user: CurrentUser, service: ServiceDep) -> JobOut:
     job = service.board.job(user, job_id)
-    return JobOut(id=job.id, status=job.status, analysis_id=job.analysis_id, error=job.error, step=job.step)
+    return JobOut(
+        id=job.id,
+        status=job.status,
+        analysis_id=job.analysis_id,
+        error=job.error,
+        error_kind=job.error_kind,
+        error_message=job.error_message,
+        step=job.step,
+    )
 
 
 @router.get("/analyses", response_model=AnalysisPage)

@@ -70,7 +70,7 @@ async def _events(service: Any, user: Any, analysis_id: str, question: str) -> A
     try:
         answer = work.result()
     except SahayError as exc:
-        yield _event("error", {"detail": str(exc), "status": exc.http_status})
+        yield _event("error", {"detail": exc.for_door("api"), "kind": exc.kind, "status": exc.http_status})
         return
     except Exception as exc:  # the log gets the type only: questions and answers can hold PHI
         logging.getLogger("sahay.api").error("chat on %s failed: %s", analysis_id, type(exc).__name__)

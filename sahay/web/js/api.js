@@ -6,10 +6,13 @@ const KEYS = { access: "sahay.access_token", refresh: "sahay.refresh_token", use
 const JOB_POLL_MS = 1500;
 
 export class ApiError extends Error {
-  constructor(status, message) {
+  /** kind: the server's error kind ("out_of_domain", ...); plain: its message without API advice. */
+  constructor(status, message, kind = null, plain = null) {
     super(message);
     this.name = "ApiError";
     this.status = status;
+    this.kind = kind;
+    this.plain = plain || message;
   }
 }
 
@@ -43,7 +46,9 @@ async function errorFrom(response) {
   } catch {
     body = null;
   }
-  return new ApiError(response.status, detailMessage(body, response.status));
+  const kind = body && typeof body.kind === "string" ? body.kind : null;
+  const plain = body && typeof body.message === "string" ? body.message : null;
+  return new ApiError(response.status, detailMessage(body, response.status), kind, plain);
 }
 
 // Session storage: the tokens last as long as the tab, and other tabs do not share them.
@@ -181,7 +186,9 @@ export async function analyse(form) {
 async function waitForJob(job) {
   for (;;) {
     if (job.status === "done") return getAnalysis(job.analysis_id);
-    if (job.status === "failed") throw new ApiError(422, job.error || "The analysis failed.");
+    if (job.status === "failed") {
+      throw new ApiError(422, job.error || "The analysis failed.", job.error_kind, job.error_message);
+    }
     await new Promise((resolve) => setTimeout(resolve, JOB_POLL_MS));
     job = await getJSON(`jobs/${encodeURIComponent(job.id)}`);
   }

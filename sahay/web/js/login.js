@@ -5,6 +5,7 @@ import { closeAnalysis } from "./analysis.js";
 import { $ } from "./dom.js";
 import { clearHistory } from "./history.js";
 import { clearError, reportError, setStatus, showError } from "./messages.js";
+import { resetUpload } from "./upload.js";
 
 /** onSignedIn() loads the application once the tokens are stored. */
 export function setUpLogin(onSignedIn) {
@@ -14,6 +15,7 @@ export function setUpLogin(onSignedIn) {
 
 export function showLogin(message) {
   closeAnalysis();
+  resetUpload();
   $("app-screen").hidden = true;
   $("app-nav").hidden = true;
   $("session").hidden = true;

@@ -7,10 +7,24 @@ export function setStatus(message) {
   $("status").textContent = message || "";
 }
 
-export function showError(message) {
+export function showError(message, action = null) {
   const box = $("error");
   box.textContent = message;
+  if (action) {
+    // One action the user can take from here (for example "Analyse anyway"), inside the alert.
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "error-action";
+    button.textContent = action.label;
+    button.addEventListener("click", () => {
+      clearError();
+      action.run();
+    });
+    box.append(" ", button);
+  }
   box.hidden = false;
+  // Where the user is looking: a long page may be scrolled down to the result.
+  box.scrollIntoView({ block: "nearest" });
 }
 
 export function clearError() {

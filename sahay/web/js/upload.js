@@ -6,6 +6,7 @@ import { showAnalysis } from "./analysis.js";
 import { $ } from "./dom.js";
 import { loadHistory } from "./history.js";
 import { clearError, reportError, setStatus, showError } from "./messages.js";
+import { setAnalysis } from "./state.js";
 import { setUpChoices } from "./upload-choices.js";
 
 let selectedFile = null; // a dropped file, for browsers that cannot put it in the input
@@ -14,6 +15,13 @@ export function setUpUpload() {
   $("upload-form").addEventListener("submit", onAnalyse);
   setUpDropZone();
   setUpChoices();
+}
+
+/** Empty the form (file, note, choices): on a shared workstation the next user must not find the
+ * previous user's clinical note or image in it. */
+export function resetUpload() {
+  $("upload-form").reset();
+  chooseFile(null);
 }
 
 function chooseFile(file) {
@@ -31,8 +39,20 @@ function setAnalysing(busy) {
   $("upload-form").setAttribute("aria-busy", busy ? "true" : "false");
 }
 
+/** Take the previous result off the screen: a failed upload must never leave it there under the
+ * name of the new file. */
+function clearResult() {
+  setAnalysis(null);
+  $("result").hidden = true;
+  $("nav-result").hidden = true;
+}
+
 async function onAnalyse(event) {
   event.preventDefault();
+  await submit({ force: false });
+}
+
+async function submit({ force }) {
   clearError();
   const file = selectedFile || $("file-input").files[0];
   if (!file) {
@@ -40,7 +60,9 @@ async function onAnalyse(event) {
     $("file-input").focus();
     return;
   }
+  clearResult();
   const form = new FormData();
+  if (force) form.append("force", "true");
   form.append("image", file, file.name);
   const notes = $("notes").value;
   if (notes.trim()) form.append("notes", notes);
@@ -60,7 +82,16 @@ async function onAnalyse(event) {
     loadHistory(true);
     $("result").focus();
   } catch (error) {
-    reportError(error, "The analysis failed");
+    if (error && error.kind === "out_of_domain") {
+      showError(
+        `${error.plain} Choose another model above, or analyse it anyway: the result will carry a warning ` +
+          "that the image failed the model's checks, and the override is recorded.",
+        { label: "Analyse anyway", run: () => submit({ force: true }) },
+      );
+      setStatus("");
+    } else {
+      reportError(error, "The analysis failed");
+    }
   } finally {
     setAnalysing(false);
   }
