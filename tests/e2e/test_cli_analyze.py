@@ -14,6 +14,7 @@ from pydicom.data import get_testdata_file
 
 from sahay.analysis import Analysis
 from sahay.cli import main
+from sahay.cli.analyze import print_analysis
 from sahay.config import Settings, reload_settings
 from tests.factories import write_dicom, write_jpeg, write_png
 from tests.servers import ServedFolder
@@ -69,6 +70,7 @@ def test_analyze_writes_findings_and_heatmaps(
     out = tmp_path / "out"
     code, _, stderr = run_cli(capsys, "analyze", image, "--model", DEMO, "--out", out)
     assert code == 2 and "does not look like an image this model was made for" in stderr
+    assert "--force" in stderr and "force=true" not in stderr  # the command line's own hint
     assert not out.exists()
     code, stdout, stderr = run_cli(capsys, "analyze", image, "--model", DEMO, "--out", out, "--force")
     assert code == 0, stderr
@@ -96,6 +98,14 @@ def test_analyze_writes_findings_and_heatmaps(
         assert array.shape[1] / array.shape[0] == pytest.approx(ratio, rel=0.02)
         assert array.dtype == np.float32 and array.min() >= 0.0 and array.max() <= 1.0
     assert "DEMONSTRATION" in stdout and "synthetic_disc" in stdout
+    assert stdout.count("DEMONSTRATION MODEL") == 1  # the notice once, before the table
+    scored = [f for f in analysis.findings if f.explanation and f.explanation.faithfulness]
+    for finding in scored:  # a score that rounds to zero prints as +0.00, never "-0.00"
+        assert finding.explanation is not None and finding.explanation.faithfulness is not None
+        finding.explanation.faithfulness.score = -0.003
+    print_analysis(analysis, None)
+    printed = capsys.readouterr().out
+    assert "-0.00" not in printed and printed.count("faithfulness +0.00") == len(scored)
     assert "decision-support tool, not a diagnosis" in stdout
     assert not list(out.glob(".staging-*"))
 
