@@ -467,7 +467,7 @@ def test_another_clinician_cannot_delete(world: World, alice: Account, bob: Acco
     analysis = world.analyse(alice, png_bytes(seed=52))
     response = world.client.delete(f"{API}/analyses/{analysis['id']}", headers=bob.headers)
     assert response.status_code == 404
-    assert response.json() == {"detail": f"no analysis {analysis['id']!r}"}
+    assert response.json()["detail"] == f"no analysis {analysis['id']!r}"
     assert world.client.get(f"{API}/analyses/{analysis['id']}", headers=alice.headers).status_code == 200
     assert (world.analyses_dir / analysis["id"] / "analysis.json").is_file()
 
@@ -482,6 +482,21 @@ def test_deleting_keeps_an_upload_another_analysis_uses(world: World, alice: Acc
 
 
 def test_force_analyses_an_out_of_domain_image_with_a_warning(world: World, alice: Account) -> None:
+    refused = world.client.post(
+        f"{API}/analyses",
+        files={"image": ("CT_small.dcm", CT_SMALL.read_bytes(), "application/dicom")},
+        data={"model": DEMO},
+        headers=alice.headers,
+    )
+    body = refused.json()
+    assert refused.status_code == 422 and body["kind"] == "out_of_domain"
+    assert body["message"].startswith("CT_small.dcm does not look like an image this model was made for")
+    assert (
+        body["detail"]
+        == f"{body['message']} Choose another model (the model field), or analyse it anyway (force=true)."
+    )
+    assert "--force" not in body["detail"]
+
     response = world.client.post(
         f"{API}/analyses",
         files={"image": ("CT_small.dcm", CT_SMALL.read_bytes(), "application/dicom")},
@@ -491,7 +506,7 @@ def test_force_analyses_an_out_of_domain_image_with_a_warning(world: World, alic
     assert response.status_code == 201, response.text
     analysis = response.json()
     assert analysis["quality"]["forced"] is True
-    assert any("--force" in warning for warning in analysis["warnings"])
+    assert any(w.startswith("Analysed at the user's request") for w in analysis["warnings"])
 
 
 def test_start_up_removes_what_interrupted_uploads_left(

@@ -81,7 +81,7 @@ def test_wrong_password_or_unknown_user_is_401_with_one_message(world: World, ex
         f"{API}/auth/token", data={"username": username, "password": "not-the-password-1"}
     )
     assert response.status_code == 401
-    assert response.json() == {"detail": "wrong user name or password"}
+    assert response.json()["detail"] == "wrong user name or password"
     assert response.headers["www-authenticate"] == "Bearer"
 
 
@@ -413,7 +413,7 @@ def test_a_name_over_64_characters_is_refused_before_anything(
     for name in ("n" * 65, "m" * 30_000):
         response = served.client.post(f"{API}/auth/token", data={"username": name, "password": WRONG})
         assert response.status_code == 401
-        assert response.json() == {"detail": "wrong user name or password"}
+        assert response.json()["detail"] == "wrong user name or password"
     assert len(limiter) == 0
     assert _audit_count(served.settings) == before
 

@@ -96,7 +96,9 @@ def test_dicom_formats_of_a_png_upload_are_refused_clearly(
     response = _report(world, alice, png_analysis, report_format)
     assert response.status_code == 400
     assert response.json() == {
-        "detail": f"{report_format} needs a DICOM upload; this analysis is of a png file"
+        "detail": f"{report_format} needs a DICOM upload; this analysis is of a png file",
+        "kind": "bad_input",
+        "message": f"{report_format} needs a DICOM upload; this analysis is of a png file",
     }
 
 
