@@ -108,6 +108,13 @@ def page(server: Server) -> Iterator[sync_api.Page]:
         page.set_default_timeout(30_000)
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
+        # Every request the page makes on its own answers (no favicon 404 in the console).
+        page.on(
+            "response",
+            lambda r: (
+                errors.append(f"{r.status} {r.url}") if r.status == 404 and "/api/" not in r.url else None
+            ),
+        )
         page.goto(server.url)
         try:
             yield page
@@ -223,10 +230,11 @@ def test_the_whole_path_in_a_browser(page: sync_api.Page, tmp_path: Path) -> Non
     expect(progress).to_be_hidden()
     expect(page.locator("#analyze-button")).to_be_enabled()
     expect(page.locator("#error")).to_be_hidden()
-    expect(rows.first.locator("th")).to_have_text("synthetic_disc")
+    expect(rows.first.locator("th")).to_have_text("synthetic disc")
     expect(rows.first).to_contain_text("Positive")
     expect(rows.nth(1)).to_contain_text("Negative")
     expect(rows.first.locator(".bar-threshold")).to_have_count(1)
+    expect(rows.first.locator("td").nth(1)).to_have_text("50%")  # the demo's threshold, not "50.0 %"
     expect(page.locator("#demonstration-notice")).to_be_visible()
     expect(page.locator("#demonstration-notice")).to_contain_text("DEMONSTRATION MODEL")
     expect(page.locator("#history-list li")).to_have_count(1)

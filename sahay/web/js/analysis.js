@@ -19,7 +19,7 @@ export function showAnalysis(analysis) {
   $("nav-result").hidden = false;
   renderHeading(analysis);
   const findings = sortedFindings(analysis);
-  renderFindings(findings);
+  renderFindings(findings, analysis.model.task);
   renderViewer(analysis, findings);
   renderNotes(analysis);
   renderChat(analysis);

@@ -2,7 +2,7 @@
 // words (never colour alone), and a button that shows its heatmap.
 
 import { $, el } from "./dom.js";
-import { percent } from "./format.js";
+import { displayLabel, percent, thresholdPercent } from "./format.js";
 import { showHeatmap } from "./viewer.js";
 
 /** Positives first, then by probability: the order of the table and of the heatmap list. */
@@ -12,26 +12,33 @@ export function sortedFindings(analysis) {
   );
 }
 
-/** A label that may wrap after underscores and slashes (long model label names). */
+/** A label that may wrap after slashes (long model label names); underscores read as spaces. */
 function breakable(text) {
-  return text.split(/(?<=[_/])/).flatMap((part, i) => (i ? [el("wbr"), part] : [part]));
+  return displayLabel(text)
+    .split(/(?<=[/])/)
+    .flatMap((part, i) => (i ? [el("wbr"), part] : [part]));
 }
 
-export function renderFindings(findings) {
-  $("findings").tBodies[0].replaceChildren(...findings.map(findingRow));
+/** task: the model's; a multiclass model's positive is its most probable class, and its
+ * thresholds play no part, so "top class" stands in their place (as in every other output). */
+export function renderFindings(findings, task) {
+  $("findings").tBodies[0].replaceChildren(...findings.map((finding) => findingRow(finding, task)));
 }
 
-function findingRow(finding) {
+function findingRow(finding, task) {
+  const multiclass = task === "multiclass";
   const kind = finding.positive ? "positive" : "negative";
   const bar = el(
     "div",
     { class: "bar", "aria-hidden": "true" },
     el("div", { class: "bar-fill", style: { width: percent(finding.probability) } }),
-    el("div", {
-      class: "bar-threshold",
-      style: { left: percent(finding.threshold) },
-      title: `threshold ${percent(finding.threshold)}`,
-    }),
+    multiclass
+      ? ""
+      : el("div", {
+          class: "bar-threshold",
+          style: { left: percent(finding.threshold) },
+          title: `threshold ${thresholdPercent(finding.threshold)}`,
+        }),
   );
   const mapButton = finding.explanation
     ? el(
@@ -39,7 +46,7 @@ function findingRow(finding) {
         {
           type: "button",
           class: "secondary small",
-          "aria-label": `Show the heatmap for ${finding.label}`,
+          "aria-label": `Show the heatmap for ${displayLabel(finding.label)}`,
           onclick: () => showHeatmap(finding.label),
         },
         "Map",
@@ -50,7 +57,7 @@ function findingRow(finding) {
     { class: kind, dataset: { label: finding.label } },
     el("th", { scope: "row" }, breakable(finding.label)),
     el("td", {}, el("div", { class: "prob" }, el("span", { class: "prob-value" }, percent(finding.probability)), bar)),
-    el("td", {}, percent(finding.threshold)),
+    el("td", {}, multiclass ? "top class" : thresholdPercent(finding.threshold)),
     el("td", {}, el("span", { class: `result-badge ${kind}` }, finding.positive ? "Positive" : "Negative")),
     el("td", {}, mapButton),
   );
