@@ -47,8 +47,7 @@ LAYOUTS: dict[str, DatasetLayout] = {
     for layout in (
         DatasetLayout(
             "imagefolder",
-            "a folder of <class>/ folders, or of train/<class>/ and test/<class>/ (val/<class>/ optional; "
-            "also train_dataset/, valid/, test_dataset/ ...), one class per image",
+            "<class>/ folders, or train/ and test/ (or valid/, train_dataset/ ...) of <class>/ folders",
             "Image-folder dataset",
             "sahay.datasets.imagefolder",
         ),

@@ -280,6 +280,8 @@ def test_the_whole_path_in_a_browser(page: sync_api.Page, tmp_path: Path) -> Non
     expect(page.locator("#notes-text")).to_contain_text("for three weeks. No")
     assert page.locator("#notes-text mark.entity").count() >= 1
     expect(page.locator("#notes-text mark.negated").first).to_contain_text("effusion")
+    fused = page.locator("#fusion li").all_inner_texts()
+    assert fused and all(item.count(item.split(":")[0]) == 1 for item in fused), fused  # each label once
     _shot(page, "04-result")
 
     # A question, answered as a stream, with a citation that opens its passage.

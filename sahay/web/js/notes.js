@@ -2,6 +2,7 @@
 // where they disagree.
 
 import { $, el, externalLink } from "./dom.js";
+import { displayLabel } from "./format.js";
 
 function entityStatus(entity) {
   if (entity.negated) return { cls: "negated", text: "negated" };
@@ -58,9 +59,12 @@ function renderFusion(fusion) {
       el(
         "ul",
         {},
-        fusion.findings.map((f) =>
-          el("li", {}, el("span", { class: "assessment" }, `${f.label}: ${f.assessment.replace(/-/g, " ")}`), ". ", f.explanation),
-        ),
+        fusion.findings.map((f) => {
+          // The explanation starts with the label too: say it once.
+          const why = f.explanation.startsWith(`${f.label}: `) ? f.explanation.slice(f.label.length + 2) : f.explanation;
+          const label = displayLabel(f.label);
+          return el("li", {}, el("span", { class: "assessment" }, `${label}: ${f.assessment.replace(/-/g, " ")}`), "; ", why);
+        }),
       ),
     );
   }
