@@ -321,6 +321,16 @@ class Fusion(BaseModel):
     flags: list[Flag]
 
 
+class FieldOfView(BaseModel):
+    """The part of the image, in its pixels, that the model saw: all of it, or its central square
+    for models that centre-crop (a landscape photo loses its sides)."""
+
+    left: int = Field(ge=0)
+    top: int = Field(ge=0)
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+
+
 class Quality(BaseModel):
     """Whether the image is one the model was made for."""
 
@@ -344,6 +354,10 @@ class Analysis(BaseModel):
     model: ModelCard
     findings: list[Finding]
     quality: Quality | None = None
+    field_of_view: FieldOfView | None = Field(
+        default=None,
+        description="what the model saw of the image; None in analyses made before it was recorded",
+    )
     notes: NoteReading | None = Field(
         default=None, description="what the clinical note says, if one was given"
     )

@@ -353,7 +353,8 @@ class CaseLibrary(UsesVectorIndex):
         """The ``k`` most similar cases to ``query``; ``modality`` restricts the cases searched."""
         if self.count() == 0:
             raise BadInput(
-                "the case library is empty; add cases with `sahay cases add` or `sahay cases import`"
+                "the case library is empty",
+                hints={"cli": "Add cases with `sahay cases add` or `sahay cases import`."},
             )
         held = self.modalities()
         if query_modality and held and query_modality not in held:
@@ -366,7 +367,11 @@ class CaseLibrary(UsesVectorIndex):
             if query.model_space not in spaces and mode != "text":
                 raise BadInput(
                     f"no case in the library was embedded with model {query.model_space}; its models are "
-                    f"{', '.join(sorted(spaces))}. Search with --model set to one of them."
+                    f"{', '.join(sorted(spaces))}.",
+                    hints={
+                        "cli": "Search with --model set to one of them.",
+                        "api": "Analyse the image with one of them to search the library.",
+                    },
                 )
         where = {"modality": modality} if modality else None
         ranked = rank(self.index, query, k=k, mode=mode, weights=weights, where=where)

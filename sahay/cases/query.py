@@ -78,10 +78,13 @@ def text_query(text: str, library: CaseLibrary) -> QueryVectors:
 def _library_model(library: CaseLibrary) -> str:
     spaces = library.model_spaces()
     if not spaces:
-        raise BadInput("the case library is empty; add cases with `sahay cases add` or `cases import`")
+        raise BadInput(
+            "the case library is empty",
+            hints={"cli": "Add cases with `sahay cases add` or `sahay cases import`."},
+        )
     if len(spaces) > 1:
         raise BadInput(
-            f"the library's cases were embedded with several models ({', '.join(sorted(spaces))}); "
-            "choose one with --model"
+            f"the library's cases were embedded with several models ({', '.join(sorted(spaces))})",
+            hints={"cli": "Choose one with --model."},
         )
     return next(iter(spaces)).rsplit("@", 1)[0]

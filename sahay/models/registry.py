@@ -117,8 +117,11 @@ def pull(name: str, settings: Settings, progress: ProgressCallback | None = None
             )
         except ModelUnavailable as exc:
             raise ModelUnavailable(
-                f"could not download {name}: {exc}. {import_hint(entry)}. "
-                "To try Sahay with no internet, run `sahay demo`."
+                f"could not download {name}: {exc}.",
+                hints={
+                    "cli": f"{import_hint(entry)}. To try Sahay with no internet, run `sahay demo`.",
+                    "api": "An administrator can install it without internet: see docs/models.md.",
+                },
             ) from exc
         return _install_from_weights_file(entry, target, settings)
 
@@ -221,28 +224,55 @@ def resolve(
 ) -> tuple[Bundle, list[str]]:
     """Pick the bundle for an image: by path, by name, or by the image's modality and body part.
 
-    Returns the bundle and notes for the user about the choice. A catalogue model that is
-    named (or is the default chest model) but not installed is pulled when ``auto_pull`` is on.
+    Returns the bundle and notes for the user about the choice. An image with no modality (a PNG
+    or JPEG) is taken to be a chest radiograph: the default chest model if installed, else another
+    installed chest radiograph model, else the default is pulled when ``auto_pull`` is on.
+    Demonstration models are never picked by themselves.
     """
     if requested:
         bundle = locate(requested, settings)
         return bundle or _installed_or_pulled(requested, settings, progress), []
-    notes: list[str] = []
-    matches = [b for b in installed(settings) if not b.manifest.demonstration and _suits(b, info)]
+    candidates = [b for b in installed(settings) if not b.manifest.demonstration]
+    matches = [b for b in candidates if _suits(b, info)]
     if matches:
-        return matches[0], notes
+        return matches[0], []
     if info is not None and not _may_be_chest_radiograph(info):
         kind = " ".join(v for v in (info.modality, info.body_part) if v)
         raise ModelUnavailable(
-            f"no installed model is made for {kind} images. Name one with --model "
-            "(`sahay models list` shows what is installed)."
+            f"no installed model is made for {kind} images.",
+            hints={
+                "cli": "Name one with --model (`sahay models list` shows what is installed).",
+                "api": "Name one in the model field (GET /api/v1/models lists them).",
+            },
         )
+    notes: list[str] = []
+    chest_models = [b for b in candidates if _made_for_chest_radiographs(b)]
+    default = next((b for b in chest_models if b.name == settings.default_chest_model), None)
+    chosen = default or (chest_models[0] if chest_models else None)
     if info is None or info.modality is None:
+        name = chosen.name if chosen else settings.default_chest_model
         notes.append(
-            "The image carries no modality; it was taken to be a chest radiograph to choose the model "
-            f"{settings.default_chest_model}. Use --model to choose another."
+            f"The image carries no modality; it was taken to be a chest radiograph, so the model {name} "
+            "was chosen. Choose another model if it is not one."
         )
-    return _installed_or_pulled(settings.default_chest_model, settings, progress), notes
+    if chosen is not None:
+        return chosen, notes
+    try:
+        return _installed_or_pulled(settings.default_chest_model, settings, progress), notes
+    except ModelUnavailable as exc:
+        # Plain words for every door; why the default could not be had goes to the doors' hints.
+        raise ModelUnavailable(
+            "no installed model fits this image, and the default chest model "
+            f"{settings.default_chest_model} is not installed here.",
+            hints={door: f"({exc.for_door(door)})" for door in ("cli", "api")},
+        ) from exc
+
+
+def _made_for_chest_radiographs(bundle: Bundle) -> bool:
+    manifest = bundle.manifest
+    modality_ok = bool(set(manifest.modalities) & CHEST_RADIOGRAPH_MODALITIES)
+    body_part_ok = not manifest.body_part or manifest.body_part.upper() in CHEST_BODY_PARTS
+    return modality_ok and body_part_ok
 
 
 def _may_be_chest_radiograph(info: ImageInfo) -> bool:
@@ -269,12 +299,19 @@ def _installed_or_pulled(name: str, settings: Settings, progress: ProgressCallba
     entries = catalog()
     if name not in entries:
         raise ModelUnavailable(
-            f"no installed model named {name!r}. `sahay models list` shows installed models; "
-            "`sahay models list --available` shows those that can be pulled."
+            f"no installed model named {name!r}.",
+            hints={
+                "cli": "`sahay models list` shows installed models; "
+                "`sahay models list --available` shows those that can be pulled.",
+                "api": "GET /api/v1/models lists the installed models.",
+            },
         )
     if not settings.auto_pull:
         raise ModelUnavailable(
-            f"model {name} is not installed and SAHAY_AUTO_PULL is off. Run `sahay models pull {name}`, or "
-            f"{import_hint(entries[name])}"
+            f"model {name} is not installed, and downloading models is turned off (SAHAY_AUTO_PULL).",
+            hints={
+                "cli": f"Run `sahay models pull {name}`, or {import_hint(entries[name])}",
+                "api": "An administrator can install it: see docs/models.md.",
+            },
         )
     return pull(name, settings, progress)

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import base64
+import io
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from sahay.reports.formats import RenderJob
 from sahay.reports.model import Report
+
+FIGURE_MAX_SIDE = 1024
+"""Figures are embedded at display size: a 2k overlay per finding made reports of tens of MB."""
+FIGURE_JPEG_QUALITY = 88
 
 
 @dataclass(frozen=True)
@@ -34,11 +40,23 @@ def render_html(report: Report) -> str:
         _EmbeddedFigure(
             label=f.label,
             caption=f.caption,
-            src="data:image/png;base64," + base64.b64encode(f.path.read_bytes()).decode("ascii"),
+            src="data:image/jpeg;base64," + base64.b64encode(_display_copy(f.path)).decode("ascii"),
         )
         for f in report.figures
     ]
     return environment.get_template("report.html.j2").render(report=report, figures=figures)
+
+
+def _display_copy(path: Path) -> bytes:
+    """The overlay at display size as JPEG; the full-resolution PNG stays in the analysis folder."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        copy = image.convert("RGB")
+    copy.thumbnail((FIGURE_MAX_SIDE, FIGURE_MAX_SIDE), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    copy.save(buffer, format="JPEG", quality=FIGURE_JPEG_QUALITY, optimize=True)
+    return buffer.getvalue()
 
 
 def _keyword_words(keyword: str) -> str:

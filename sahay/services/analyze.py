@@ -182,7 +182,7 @@ def classify(
     Raises ``OutOfDomain`` for an image the model was not made for, unless ``force``.
     ``model_choice`` holds the sentences that explain how the model was picked.
     """
-    from sahay.analysis import DEMONSTRATION_NOTICE, Analysis
+    from sahay.analysis import DEMONSTRATION_NOTICE, Analysis, FieldOfView
     from sahay.models.domain import assess, metadata_problems
     from sahay.notes.fusion import fuse
 
@@ -201,8 +201,8 @@ def classify(
         warnings.append(f"{FORCED_PREFIX}: {'; '.join(quality.checks)}. The findings may mean nothing.")
     if predictor.ood is None:
         warnings.append(
-            f"Model {manifest.name} has no out-of-domain reference, so unsuitable images are not detected. "
-            f"Fit one with `sahay models fit-ood {manifest.name} DATA`."
+            f"Model {manifest.name} has no out-of-domain reference, so unsuitable images are not detected; "
+            "an administrator can fit one from the model's training images (docs/models.md)."
         )
     warnings += manifest.limitations
     if manifest.calibration.method == "none":
@@ -215,6 +215,12 @@ def classify(
         model=manifest.card(),
         findings=prediction.findings,
         quality=quality,
+        field_of_view=FieldOfView(
+            left=prediction.crop.left,
+            top=prediction.crop.top,
+            width=prediction.crop.width,
+            height=prediction.crop.height,
+        ),
         notes=notes,
         fusion=fuse(prediction.findings, notes) if notes is not None else None,
         warnings=warnings,

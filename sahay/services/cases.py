@@ -24,11 +24,14 @@ if TYPE_CHECKING:
     from sahay.store.records import UserRecord
 
 __all__ = [
+    "CaseDetailOut",
     "CaseLibrary",
     "CaseOut",
     "CaseSearch",
     "CaseSummary",
     "SimilarCaseOut",
+    "case_detail",
+    "case_thumbnail",
     "evaluate",
     "import_dataset",
     "open_library",
@@ -222,6 +225,49 @@ def evaluate(
         progress=counter(progress, "embedding images", unit="images"),
         **dataset_options,
     )
+
+
+class CaseFindingOut(BaseModel):
+    label: str
+    probability: float
+    positive: bool
+
+
+class CaseDetailOut(CaseOut):
+    """One case opened from the similar-cases list: what the model found and the reader's comment."""
+
+    comment: str | None
+    findings: list[CaseFindingOut]
+
+
+def _library_case(workspace: Workspace, case_id: str) -> Any:
+    from sahay.errors import NotFound
+
+    try:
+        return workspace.case_library().get(case_id)
+    except BadInput as exc:
+        raise NotFound(f"no case {case_id!r} in the library") from exc
+
+
+def case_detail(workspace: Workspace, user: UserRecord, case_id: str) -> CaseDetailOut:
+    """A library case for a signed-in user (audited as viewed); de-identified, with no notes."""
+    from sahay.store import audit
+    from sahay.store.db import session_scope
+
+    case = _library_case(workspace, case_id)
+    with session_scope(workspace.settings) as session:
+        audit.record(session, user, "view", "case", case.id)
+    findings = [
+        CaseFindingOut(label=f.label, probability=f.probability, positive=f.positive)
+        for f in sorted(case.analysis.findings, key=lambda f: (not f.positive, -f.probability))
+    ]
+    return CaseDetailOut(**CaseOut.of(case).model_dump(), comment=case.comment, findings=findings)
+
+
+def case_thumbnail(workspace: Workspace, case_id: str) -> Path:
+    """The case's de-identified thumbnail (a PNG)."""
+    path: Path = _library_case(workspace, case_id).thumbnail
+    return path
 
 
 def similar(workspace: Workspace, user: UserRecord, analysis_id: str, k: int = 5) -> list[SimilarCaseOut]:

@@ -37,6 +37,7 @@ from sahay.models.predictor import PredictorCache
 from sahay.progress import Progress
 from sahay.services.analyze import AnalyzeRequest, run_analysis
 from sahay.services.models import check_installed
+from sahay.statement import Statement, state
 from sahay.store import audit
 from sahay.store.blobs import BlobStore
 from sahay.store.db import session_scope
@@ -65,19 +66,28 @@ class Upload:
 
 
 class AnalysisOut(Analysis):
-    """The Analysis, with what the service keeps beside it."""
+    """The Analysis, with what the service keeps beside it, and its statement: the decisions with
+    their rule and every notice, as every other output words them (``sahay.statement``)."""
 
     owner: str
     notes_text: str | None = None
     source_format: str
+    statement: Statement
 
     @classmethod
     def of(cls, record: AnalysisRecord, analysis: Analysis, owner: str) -> AnalysisOut:
+        return cls.of_analysis(analysis, owner, record.source_format, record.notes_text)
+
+    @classmethod
+    def of_analysis(
+        cls, analysis: Analysis, owner: str, source_format: str, notes_text: str | None = None
+    ) -> AnalysisOut:
         return cls(
             **analysis.model_dump(),
             owner=owner,
-            notes_text=record.notes_text,
-            source_format=record.source_format,
+            notes_text=notes_text,
+            source_format=source_format,
+            statement=state(analysis),
         )
 
 
@@ -88,9 +98,11 @@ class AnalysisSummary(BaseModel):
     model: str
     modality: str | None
     positives: list[str]
+    owner: str
+    """The username of whoever uploaded the image (an administrator's history lists everyone's)."""
 
     @classmethod
-    def of(cls, record: AnalysisRecord) -> AnalysisSummary:
+    def of(cls, record: AnalysisRecord, owner: str) -> AnalysisSummary:
         return cls(
             id=record.id,
             created_at=record.created_at,
@@ -98,6 +110,7 @@ class AnalysisSummary(BaseModel):
             model=record.model_name,
             modality=record.modality,
             positives=list(record.positives),
+            owner=owner,
         )
 
 
@@ -265,16 +278,18 @@ class Workspace:
     def page(self, user: UserRecord, *, limit: int = 20, offset: int = 0) -> AnalysisPage:
         """The user's analyses (an admin's: everyone's), newest first."""
         with session_scope(self.settings) as session:
-            query = select(AnalysisRecord)
+            query = select(AnalysisRecord, UserRecord.username).join(
+                UserRecord, UserRecord.id == AnalysisRecord.owner_id
+            )
             if user.role != "admin":
                 query = query.where(AnalysisRecord.owner_id == user.id)
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-            rows = session.scalars(
+            rows = session.execute(
                 query.order_by(AnalysisRecord.created_at.desc(), AnalysisRecord.id)
                 .limit(limit)
                 .offset(offset)
             )
-            items = [AnalysisSummary.of(row) for row in rows]
+            items = [AnalysisSummary.of(record, owner) for record, owner in rows]
         return AnalysisPage(items=items, total=int(total), limit=limit, offset=offset)
 
     def view(self, user: UserRecord, analysis_id: str) -> AnalysisOut:
@@ -318,7 +333,7 @@ class Workspace:
         return self.folder(record) / _explanation(self.load(record), label).overlay_png
 
     def heatmap_layer(self, user: UserRecord, analysis_id: str, label: str) -> bytes:
-        """The map as an RGBA cividis layer at the image's size; alpha grows with attribution."""
+        """The map as an RGBA cividis layer at the image's size; alpha is the attribution's square root."""
         from matplotlib import colormaps
 
         from sahay.explain.overlay import COLORMAP
@@ -330,8 +345,10 @@ class Workspace:
         resized = np.asarray(
             Image.fromarray(values.astype(np.float32)).resize(size, Image.Resampling.BILINEAR)
         )
-        rgba = colormaps[COLORMAP](np.clip(resized, 0, 1))
-        rgba[..., 3] = np.clip(resized, 0, 1)
+        clipped = np.clip(resized, 0, 1)
+        rgba = colormaps[COLORMAP](clipped)
+        # Alpha rises faster than the value, so mid-level attribution is visible, not faint.
+        rgba[..., 3] = np.sqrt(clipped)
         return png_bytes(rgba)
 
     # Changing ------------------------------------------------------------------------------

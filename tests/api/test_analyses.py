@@ -290,18 +290,21 @@ def test_the_list_is_paginated_and_shows_only_the_callers_analyses(world: World,
     ).json()
     assert [item["id"] for item in rest["items"]] == mine[:1]
     item = page["items"][0]
-    assert set(item) == {"id", "created_at", "filename", "model", "modality", "positives"}
+    assert set(item) == {"id", "created_at", "filename", "model", "modality", "positives", "owner"}
     assert (
-        item["model"] == DEMO
+        item["owner"] == lister.username
+        and item["model"] == DEMO
         and item["positives"] == ["synthetic_disc"]
         and item["filename"] == "synthetic.png"
     )
 
     assert world.client.get(f"{API}/analyses", headers=other.headers).json()["total"] == 1
     seen: list[str] = []
+    owners: dict[str, str] = {}
     everything = world.client.get(f"{API}/analyses", params={"limit": 100}, headers=admin.headers).json()
     while True:
         seen += [item["id"] for item in everything["items"]]
+        owners |= {item["id"]: item["owner"] for item in everything["items"]}
         if len(seen) >= everything["total"]:
             break
         everything = world.client.get(
@@ -309,6 +312,8 @@ def test_the_list_is_paginated_and_shows_only_the_callers_analyses(world: World,
         ).json()
     assert everything["total"] == world.record_count()
     assert {*mine, theirs} <= set(seen)
+    # An administrator's history says whose analysis each row is.
+    assert owners[theirs] == other.username and owners[mine[0]] == lister.username
 
 
 @pytest.mark.parametrize(

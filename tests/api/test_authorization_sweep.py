@@ -160,6 +160,10 @@ TABLE: dict[RouteKey, Probe] = {
     ("POST", f"{ANALYSIS}/chat"): Probe("user", owned="analysis", body=_question),
     ("GET", f"{ANALYSIS}/reports/{{report_format}}"): Probe("user", owned="analysis"),
     ("GET", f"{ANALYSIS}/similar"): Probe("user", owned="analysis"),
+    # The sweep's case library is empty, so a signed-in caller gets 404 for the unknown case;
+    # tests/api/test_cases.py opens real ones.
+    ("GET", f"{API}/cases/{{case_id}}"): Probe("user", ok=404),
+    ("GET", f"{API}/cases/{{case_id}}/thumbnail"): Probe("user", ok=404),
     ("GET", f"{API}/audit"): Probe("admin"),
     ("GET", "/healthz"): Probe("public"),
     ("GET", "/readyz"): Probe("public"),
@@ -195,6 +199,7 @@ def _url(route: RouteKey, sweep: Sweep, analysis_id: str | None = None) -> str:
         "analysis_id": analysis_id or sweep.analysis_id,
         "job_id": sweep.job_id,
         "user_id": sweep.target.id,
+        "case_id": "0" * 32,
     }
     return re.sub(r"\{(\w+):\w+\}", r"{\1}", template).format(**values)  # {label:path} -> {label}
 

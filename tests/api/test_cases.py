@@ -141,3 +141,21 @@ def test_deleting_an_analysis_keeps_a_case_file_with_the_same_content(library: L
         # Leave the other tests a library whose files are all there.
         if not thumbnail.exists():
             BlobStore(settings.blobs_dir).put_bytes(png_bytes(disc=True, seed=75, size=224), ".png")
+
+
+def test_a_similar_case_opens_with_its_findings_and_thumbnail(library: Library) -> None:
+    top = _similar(library, library.query["id"], k=1).json()["items"][0]
+    headers = library.account.headers
+    case = library.world.client.get(f"{API}/cases/{top['id']}", headers=headers)
+    assert case.status_code == 200, case.text
+    body = case.json()
+    assert body["id"] == top["id"] and body["diagnosis"] == top["diagnosis"]
+    positives = [f["label"] for f in body["findings"] if f["positive"]]
+    assert positives == top["positive_findings"]
+    assert body["findings"][0]["positive"]  # positives first
+    thumbnail = library.world.client.get(f"{API}/cases/{top['id']}/thumbnail", headers=headers)
+    assert thumbnail.status_code == 200
+    assert thumbnail.headers["content-type"] == "image/png"
+    assert thumbnail.content.startswith(b"\x89PNG")
+    missing = library.world.client.get(f"{API}/cases/{'f' * 32}", headers=headers)
+    assert missing.status_code == 404 and missing.json()["kind"] == "not_found"

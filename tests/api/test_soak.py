@@ -14,13 +14,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+SHORT_RUN = [sys.executable, "-m", "bench.soak_service", "--users", "3", "--seconds", "40", "--no-chat"]
 
 
 @pytest.mark.slow
 def test_a_short_soak_has_no_failed_request(tmp_path: Path) -> None:
     env = {**os.environ, "SAHAY_HOME": str(tmp_path / "unused")}  # the script makes its own home
     done = subprocess.run(
-        [sys.executable, "-m", "bench.soak_service", "--users", "3", "--seconds", "40", "--no-chat"],
+        # 40 s is inside the warm-up minute, when models and indexes load: memory growth is judged
+        # by the documented 5-minute run (docs/benchmarks.md), not here.
+        [*SHORT_RUN, "--max-growth-mb", "4000"],
         cwd=ROOT,
         env=env,
         capture_output=True,

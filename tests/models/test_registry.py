@@ -71,7 +71,7 @@ def test_pull_checks_the_known_sha256(xrv_server: ServedFolder, monkeypatch: pyt
 def test_pull_without_network_names_the_import_command(settings: Settings) -> None:
     with pytest.raises(ModelUnavailable) as caught:
         pull(ALL, settings)
-    message = str(caught.value)
+    message = caught.value.for_door("cli")
     assert f"sahay models import {catalog()[ALL].filename}" in message
     assert "sahay demo" in message
     assert _models_dir_entries(settings) == []
@@ -134,8 +134,35 @@ def test_the_default_chest_model_is_pulled_on_first_use(xrv_server: ServedFolder
 
 def test_auto_pull_can_be_turned_off(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SAHAY_AUTO_PULL", "false")
-    with pytest.raises(ModelUnavailable, match=f"sahay models pull {ALL}"):
+    with pytest.raises(ModelUnavailable, match="no installed model fits this image") as caught:
         resolve(None, image_info(modality="DX"), reload_settings())
+    # The message suits every door; each door's advice is its own hint.
+    assert "sahay" not in str(caught.value) and "--" not in str(caught.value)
+    assert f"sahay models pull {ALL}" in caught.value.for_door("cli")
+    assert "docs/models.md" in caught.value.for_door("api")
+
+
+def test_an_image_without_modality_gets_an_installed_chest_model_rather_than_a_download(
+    settings: Settings, demo_bundle_dir: Path
+) -> None:
+    # Offline, with a chest radiograph model installed under another name than the default: a PNG
+    # must be analysed with it, not fail on a download of the default model.
+    import_path(demo_bundle_dir, settings)
+    demo = installed(settings)[0]
+    chest = demo.manifest.model_copy(
+        update={
+            "name": "site-chest",
+            "modalities": ["DX", "CR"],
+            "body_part": "CHEST",
+            "demonstration": False,
+        }
+    )
+    from sahay.models.bundle import save_bundle
+
+    save_bundle(settings.models_dir / "site-chest", chest, demo.load_model().state_dict())
+    bundle, notes = resolve(None, image_info(format="png"), settings)
+    assert bundle.name == "site-chest"
+    assert "model site-chest was chosen" in notes[0]
 
 
 @pytest.mark.parametrize(("modality", "body_part"), [("CT", None), ("MR", "BRAIN"), ("CR", "CSPINE")])

@@ -1,5 +1,6 @@
 """Every output tells the same truth: the same positive findings, the same decision rule and every
-notice, in the CLI table, the HTML and PDF report, FHIR, the DICOM SR and SC, and the chat's facts.
+notice, in the CLI table, the HTML and PDF report, FHIR, the DICOM SR and SC, the chat's facts and
+the API's JSON. The browser's DOM is checked against the API's JSON in tests/web/test_browser.py.
 
 Two analyses: a real one (the demonstration model, forced past its input checks on a CT, with a
 note), and a multiclass one, whose decision is the most probable class and whose thresholds of 1.0
@@ -27,6 +28,7 @@ from sahay.reports.fhir import render_fhir
 from sahay.reports.html import render_html
 from sahay.reports.model import build_report
 from sahay.services.analyze import analyze
+from sahay.services.workspace import AnalysisOut
 from sahay.statement import state
 from tests.chat.conftest import image_info
 from tests.e2e.test_cli_analyze import DEMO
@@ -88,6 +90,8 @@ def _outputs(
         "fhir": _words(conclusion["resource"]["conclusion"]),
         "dicom statements": _words(" ".join(report_statements(analysis))),
         "chat facts": _words(" ".join(fact.text for fact in analysis_facts(analysis))),
+        # What the web service answers, and the browser renders (the statement's own words).
+        "api json": _words(AnalysisOut.of_analysis(analysis, "dr.rao", "dicom").statement.model_dump_json()),
     }
 
 

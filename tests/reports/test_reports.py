@@ -53,12 +53,24 @@ def test_html_report_is_deidentified_unless_asked(ct_analysis: Path, tmp_path: P
     assert "DEMONSTRATION MODEL" in html
     assert str(source.PatientName) not in html and str(source.StudyInstanceUID) not in html
     assert "Removed (de-identified report)" in html
-    assert html.count("data:image/png;base64,") == len(analysis.positive_findings)
+    assert html.count("data:image/jpeg;base64,") == len(analysis.positive_findings)
     for finding in analysis.findings:
         assert f"{finding.probability * 100:.1f}%" in html
     named = export_report(ct_analysis, "html", tmp_path / "n.html", include_identifiers=True)[0]
     text = named.read_text(encoding="utf-8")
     assert str(source.PatientName) in text and "Study instance UID" in text
+
+
+def test_report_figures_are_embedded_at_display_size(tmp_path: Path) -> None:
+    import io
+
+    from sahay.reports.html import FIGURE_MAX_SIDE, _display_copy
+
+    overlay = tmp_path / "overlay.png"
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 255, (2048, 1536, 3), dtype=np.uint8)).save(overlay)
+    copy = Image.open(io.BytesIO(_display_copy(overlay)))
+    assert copy.format == "JPEG" and max(copy.size) == FIGURE_MAX_SIDE and copy.size == (768, 1024)
 
 
 def test_identifiers_cannot_be_printed_when_the_analysis_dropped_them(

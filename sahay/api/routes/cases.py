@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
 from sahay.api.deps import CurrentUser, ServiceDep
 from sahay.services import cases
-from sahay.services.cases import SimilarCaseOut
+from sahay.services.cases import CaseDetailOut, SimilarCaseOut
 
 router = APIRouter(tags=["cases"])
 
@@ -29,3 +30,14 @@ async def similar(
     # burst of searches holds no request thread and no database session while it waits.
     found = await service.run(user, service.inference, cases.similar, service.workspace, user, analysis_id, k)
     return SimilarCases(items=found)
+
+
+@router.get("/cases/{case_id}", response_model=CaseDetailOut)
+def case_detail(case_id: str, user: CurrentUser, service: ServiceDep) -> CaseDetailOut:
+    return cases.case_detail(service.workspace, user, case_id)
+
+
+@router.get("/cases/{case_id}/thumbnail", response_class=FileResponse)
+def case_thumbnail(case_id: str, user: CurrentUser, service: ServiceDep) -> FileResponse:
+    path = cases.case_thumbnail(service.workspace, case_id)
+    return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
