@@ -220,7 +220,9 @@ def test_the_whole_path_in_a_browser(page: sync_api.Page, tmp_path: Path) -> Non
     page.click("#analyze-button")
     progress = page.locator("[role=progressbar]")
     expect(progress).to_be_visible()
-    expect(progress).to_have_attribute("aria-busy", "true")
+    # Once the upload is sent, the bar says that the server is analysing it.
+    expect(progress).to_have_attribute("aria-valuetext", "Analysing")
+    expect(page.locator("#progress-label")).to_have_text("Uploaded. Analysing the image…")
     expect(page.locator("#analyze-button")).to_be_disabled()
     _shot(page, "03-analysing")
 
@@ -262,7 +264,7 @@ def test_the_whole_path_in_a_browser(page: sync_api.Page, tmp_path: Path) -> Non
     before = page.evaluate(layer_opacity)
     page.fill("#opacity", "90")
     after = page.evaluate(layer_opacity)
-    assert before == "0.5" and after == "0.9"
+    assert before == "0.7" and after == "0.9"
 
     page.click("#zoom-in")
     assert "scale(1.25)" in page.locator("#viewer-stage").evaluate("e => e.style.transform")
@@ -391,6 +393,23 @@ def test_a_refused_image_clears_the_old_result_and_can_be_analysed_anyway(
     expect(page.locator("#findings tbody tr")).to_have_count(2, timeout=ANALYSIS_TIMEOUT_MS)
     expect(page.locator("#warnings")).to_contain_text("Analysed at the user's request")
     expect(page.locator("#error")).to_be_hidden()
+
+    # The page says what the API says: every notice, the decision rule, the same positives.
+    answer = page.evaluate(
+        """async () => {
+            const id = sessionStorage.getItem('sahay.current_analysis');
+            const headers = { Authorization: `Bearer ${sessionStorage.getItem('sahay.access_token')}` };
+            return (await fetch(`/api/v1/analyses/${id}`, { headers })).json();
+        }"""
+    )
+    statement = answer["statement"]
+    assert [n["kind"] for n in statement["notices"]][:2] == ["demonstration", "forced"]
+    shown = " ".join(page.locator("#result").inner_text().split())
+    for notice in statement["notices"]:
+        assert " ".join(notice["text"].split()) in shown, notice["kind"]
+    expect(page.locator("#decision-rule")).to_have_text(statement["rule_text"])
+    positives = page.locator("#findings tbody tr.positive th").all_inner_texts()
+    assert sorted(positives) == sorted(d["display"] for d in statement["positives"])
     with session_scope(server.settings) as session:
         created = [e for e in audit.events(session, actor=USERNAME) if e.action == "create"]
         assert "override" in (created[0].detail or {}) and "override" not in (created[1].detail or {})
@@ -403,3 +422,268 @@ def test_a_refused_image_clears_the_old_result_and_can_be_analysed_anyway(
     expect(page.locator("#notes")).to_have_value("")
     expect(page.locator("#file-chosen")).to_have_text("No file chosen.")
     assert page.evaluate("document.querySelector('#file-input').files.length") == 0
+
+
+# The browser walkthrough (issue 21): layout, viewer, heatmap, links, administration, similar cases.
+
+WIDTHS = {"1280": (1280, 900), "1920": (1920, 1080), "390": (390, 844)}
+# Resolved now: tests run in a temporary working folder.
+SCREENSHOTS = (
+    str(Path(os.environ["SAHAY_WEB_SCREENSHOTS"]).resolve())
+    if os.environ.get("SAHAY_WEB_SCREENSHOTS")
+    else None
+)
+"""A folder for the documentation's screenshots (docs/images); test artifacts otherwise."""
+if SCREENSHOTS:
+    Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+
+
+def _analyse(page: sync_api.Page, image: Path, model: str = DEMO) -> None:
+    page.select_option("#model", model)
+    page.set_input_files("#file-input", str(image))
+    page.click("#analyze-button")
+    expect(page.locator("#findings tbody tr").first).to_be_visible(timeout=ANALYSIS_TIMEOUT_MS)
+    expect(page.locator("#progress-box")).to_be_hidden()
+
+
+def _no_sideways_scroll(page: sync_api.Page) -> None:
+    widths = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+    wide = page.evaluate(
+        """() => [...document.querySelectorAll('body *')]
+            .filter((e) => e.getBoundingClientRect().right > innerWidth + 1 && e.offsetParent !== null)
+            .slice(0, 8)
+            .map((e) => `${e.tagName}#${e.id} ${Math.round(e.getBoundingClientRect().right)}`)"""
+    )
+    assert widths[0] <= widths[1], f"the page scrolls sideways: {widths}; too wide: {wide}"
+
+
+def _inside_viewport_width(page: sync_api.Page, selector: str) -> None:
+    box = page.locator(selector).bounding_box()
+    width = page.viewport_size["width"] if page.viewport_size else 0
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width + 1, (selector, box)
+
+
+def _center_crop_copy_of_the_demo(settings: Settings) -> str:
+    """The demonstration bundle as a centre-cropping model, which sees only a landscape image's middle."""
+    from sahay.models.bundle import save_bundle
+    from sahay.models.registry import find_installed
+
+    demo = find_installed(DEMO, settings)
+    assert demo is not None
+    manifest = demo.manifest.model_copy(
+        update={
+            "name": "demo-center-crop",
+            "ood": None,  # its reference was fitted on stretched inputs
+            "input": demo.manifest.input.model_copy(update={"resize": "center_crop"}),
+        }
+    )
+    save_bundle(settings.models_dir / "demo-center-crop", manifest, demo.load_model().state_dict())
+    return "demo-center-crop"
+
+
+def test_the_viewer_layout_and_heatmap_at_three_widths(
+    page: sync_api.Page, server: Server, tmp_path: Path
+) -> None:
+    from tests.factories import write_png
+
+    # "Automatic" with no fitting model installed (offline, the demo only): said plainly, no URLs.
+    _login_by_keyboard(page)
+    landscape = make_image(np.random.default_rng(11), 224, disc=True, stripes=False).pixels
+    png = write_png(tmp_path / "landscape.png", np.round(np.tile(landscape, (1, 2)) * 255).astype(np.uint8))
+    page.set_input_files("#file-input", str(png))
+    page.click("#analyze-button")
+    error = page.locator("#error")
+    expect(error).to_contain_text("no installed model fits this image", timeout=ANALYSIS_TIMEOUT_MS)
+    expect(error).to_contain_text("Choose a model in the Model list")
+    for cli_or_url in ("http", "sahay models", "--model", "`"):
+        expect(error).not_to_contain_text(cli_or_url)
+
+    # A centre-cropping model sees the middle of a landscape image: the viewer outlines it.
+    cropping = _center_crop_copy_of_the_demo(server.settings)
+    page.reload()
+    _analyse(page, png, cropping)
+    fov = page.locator("#regions-layer g.field-of-view rect")
+    expect(fov).to_have_count(1)
+    assert [fov.get_attribute(a) for a in ("x", "width", "height")] == ["112", "224", "224"]
+    expect(page.locator("#field-of-view-note")).to_be_visible()
+    expect(page.locator("#warnings")).not_to_contain_text("sahay models")  # UI words, not CLI
+
+    _analyse(page, _dicom_the_demo_model_accepts(tmp_path))
+    expect(page.locator("#regions-layer g.field-of-view")).to_have_count(0)  # the whole image was seen
+    page.wait_for_function("() => !document.querySelector('#heatmap-layer').hidden")
+
+    # The colour scale says what the colours mean; the default opacity is strong enough to see.
+    expect(page.locator("#heatmap-scale")).to_be_visible()
+    expect(page.locator("#heatmap-caption")).to_contain_text("synthetic disc")
+    expect(page.locator("#heatmap-caption")).to_contain_text("not where disease is")
+    # Switching maps: the old layer goes at once, with a loading cue, never under the new name.
+    hidden_at_once = page.evaluate(
+        """() => {
+            const select = document.querySelector('#heatmap-select');
+            select.value = '';
+            select.dispatchEvent(new Event('change'));
+            select.value = 'synthetic_disc';
+            select.dispatchEvent(new Event('change'));
+            return [document.querySelector('#heatmap-layer').hidden,
+                    document.querySelector('#heatmap-loading').hidden];
+        }"""
+    )
+    assert hidden_at_once == [True, False]
+    page.wait_for_function("() => !document.querySelector('#heatmap-layer').hidden")
+    expect(page.locator("#heatmap-loading")).to_be_hidden()
+
+    # Zoom and pan survive a window resize.
+    page.click("#zoom-in")
+    page.set_viewport_size({"width": 1300, "height": 950})
+    page.wait_for_timeout(600)  # the resize handler is debounced
+    assert "scale(1.25)" in page.locator("#viewer-stage").evaluate("e => e.style.transform")
+    page.click("#zoom-reset")
+
+    for name, (width, height) in WIDTHS.items():
+        page.set_viewport_size({"width": width, "height": height})
+        page.wait_for_timeout(400)
+        _no_sideways_scroll(page)
+        _disclaimer_visible(page)
+        _inside_viewport_width(page, "#result")
+        _inside_viewport_width(page, "#disclaimer")
+        viewer = page.locator("#viewer").bounding_box()
+        assert viewer is not None
+        if width >= 1280:
+            # A radiograph gets most of the screen, and the findings table shows every column.
+            assert viewer["width"] >= 0.45 * width, (name, viewer)
+            map_button = page.locator("#findings tbody tr").first.get_by_role(
+                "button", name=re.compile("heatmap")
+            )
+            card = page.locator("#findings-section").bounding_box()
+            button = map_button.bounding_box()
+            assert card and button and button["x"] + button["width"] <= card["x"] + card["width"], name
+            expect(page.locator("#findings tbody tr").first).to_contain_text("Positive")
+        page.screenshot(path=str(Path(SCREENSHOTS or ARTIFACTS) / f"web-{name}.png"), full_page=True)
+
+    # A table scrolled sideways does not carry over to the next analysis, and names stay in view.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.locator("#findings-scroll").scroll_into_view_if_needed()
+    page.locator("#findings-scroll").evaluate("e => { e.scrollLeft = 300; }")
+    name_cell = page.locator("#findings tbody tr").first.locator("th").bounding_box()
+    frame = page.locator("#findings-scroll").bounding_box()
+    assert name_cell and frame and name_cell["x"] >= frame["x"] - 1  # sticky: the name stays in view
+    page.locator("#history-list .history-open").first.click()
+    expect(page.locator("#status")).to_contain_text("Showing the analysis")
+    assert page.locator("#findings-scroll").evaluate("e => e.scrollLeft") == 0
+
+    # Enlarge: the viewer fills the screen above the disclaimer; Escape closes it.
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.click("#enlarge")
+    enlarged = page.locator("#viewer").bounding_box()
+    assert enlarged is not None and enlarged["width"] >= 1180
+    _disclaimer_visible(page)
+    page.keyboard.press("Escape")
+    expect(page.locator("#enlarge")).to_have_attribute("aria-pressed", "false")
+
+
+@pytest.fixture
+def library_cases(demo_installed: Settings, tmp_path: Path) -> list[str]:
+    """Two cases in the library, added as an administrator would before the service starts."""
+    from sahay.cases.library import CaseLibrary
+    from sahay.services.analyze import analyze
+    from tests.factories import write_png
+
+    added = []
+    with CaseLibrary(demo_installed) as cases:
+        for seed, diagnosis in ((21, "round lesion"), (22, "round lesion, second")):
+            drawn = make_image(np.random.default_rng(seed), 224, disc=True, stripes=False).pixels
+            image = write_png(tmp_path / f"case-{seed}.png", np.round(drawn * 255).astype(np.uint8))
+            out = tmp_path / f"out-{seed}"
+            analyze(image, model=DEMO, out_dir=out, settings=demo_installed)
+            added.append(cases.add_analysis(out / "analysis.json", image_path=image, diagnosis=diagnosis).id)
+    return added
+
+
+def test_links_back_similar_cases_and_administration(
+    library_cases: list[str], page: sync_api.Page, server: Server, tmp_path: Path
+) -> None:
+    from sahay.store.accounts import create_user
+    from sahay.store.db import session_scope
+
+    with session_scope(server.settings) as session:
+        create_user(session, "admin.iyer", PASSWORD, role="admin")
+
+    _login_by_keyboard(page)
+
+    # Over a slow link the bar shows the share of the file sent (here 1 MB at 200 kB/s).
+    from tests.factories import write_png
+
+    noise = np.random.default_rng(5).integers(0, 255, (1024, 1024), dtype=np.uint8)
+    large = write_png(tmp_path / "large.png", noise)
+    assert large.stat().st_size > 1_000_000
+    network = page.context.new_cdp_session(page)
+    network.send("Network.enable")
+    slow = {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 200_000}
+    network.send("Network.emulateNetworkConditions", slow)
+    page.select_option("#model", DEMO)
+    page.set_input_files("#file-input", str(large))
+    page.click("#analyze-button")
+    expect(page.locator("#progress-label")).to_have_text(re.compile(r"Uploading the image: [1-9]\d?% sent"))
+    network.send("Network.emulateNetworkConditions", {**slow, "uploadThroughput": -1})
+    expect(page.locator("#progress-box")).to_be_hidden(timeout=ANALYSIS_TIMEOUT_MS)
+
+    # The clinician's analysis has its own link.
+    _analyse(page, _dicom_the_demo_model_accepts(tmp_path))
+    analysis_id = page.evaluate("sessionStorage.getItem('sahay.current_analysis')")
+    assert page.url.endswith(f"#analysis/{analysis_id}")
+    assert page.locator("#result-link").get_attribute("href").endswith(f"#analysis/{analysis_id}")
+
+    # Similar cases: thumbnails, short ids, "Model findings", the signals, and a case that opens.
+    rows = page.locator("#similar tbody tr")
+    expect(rows).to_have_count(2, timeout=120_000)
+    expect(page.locator("#similar thead")).to_contain_text("Model findings")
+    expect(page.locator("#similar thead")).not_to_contain_text("Labels")
+    first_id = rows.first.get_attribute("data-case")
+    assert first_id in library_cases
+    expect(rows.first.locator("th button")).to_have_text(first_id[:8])
+    page.wait_for_function("() => document.querySelector('#similar img.thumb').naturalWidth > 0")
+    expect(rows.first.locator("[data-testid=signals]")).to_contain_text("image")
+    rows.first.locator("th button").click()
+    detail = page.locator("#case-detail")
+    expect(detail).to_contain_text("Model findings for this case")
+    expect(detail).to_contain_text("synthetic disc")
+    expect(detail).to_contain_text("round lesion")
+
+    # A PDF report: the status is said beside the buttons.
+    with page.expect_download():
+        page.click("#reports button[data-format='pdf']")
+    expect(page.locator("#reports-status")).to_contain_text("Downloaded")
+
+    # Sign out, then Back: the app stays on the sign-in screen, showing nothing of the last user.
+    page.click("#logout")
+    expect(page.locator("#login-form")).to_be_visible()
+    app_url = page.url.split("#")[0]
+    page.go_back()
+    assert page.url.startswith(app_url)
+    expect(page.locator("#login-form")).to_be_visible()
+    expect(page.locator("#result")).to_be_hidden()
+
+    # The link opened in a new tab asks for a sign-in, then shows that analysis.
+    linked = page.context.new_page()
+    linked.goto(f"{app_url}#analysis/{analysis_id}")
+    linked.locator("#username").fill("admin.iyer")
+    linked.locator("#password").fill(PASSWORD)
+    linked.click("#login-button")
+    expect(linked.locator("#result-title")).to_contain_text("case.dcm")
+
+    # The administrator: whose analysis each row is, the users, and the audit log.
+    expect(linked.locator("#history-list .h-owner").first).to_have_text(f"by {USERNAME}")
+    expect(linked.locator("#admin")).to_be_visible()
+    expect(linked.locator(f"#users tr[data-user='{USERNAME}']")).to_contain_text("active")
+    expect(linked.locator("#audit tbody tr").first).to_be_visible()
+    expect(linked.locator("#audit")).to_contain_text("create")
+    linked.fill("#new-username", "dr.new")
+    linked.fill("#new-password", "another long passphrase")
+    linked.click("#new-user-form button[type=submit]")
+    expect(linked.locator("#users tr[data-user='dr.new']")).to_contain_text("clinician")
+    linked.locator("#users tr[data-user='dr.new']").get_by_role("button", name="Disable dr.new").click()
+    expect(linked.locator("#users tr[data-user='dr.new']")).to_contain_text("disabled")
+    if SCREENSHOTS:
+        linked.set_viewport_size({"width": 1280, "height": 900})
+        linked.locator("#admin").screenshot(path=str(Path(SCREENSHOTS) / "web-admin.png"))
+    linked.close()

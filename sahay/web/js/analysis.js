@@ -10,6 +10,7 @@ import { clearError, reportError, setStatus } from "./messages.js";
 import { renderNotes } from "./notes.js";
 import { renderReports } from "./reports.js";
 import { loadSimilar } from "./similar.js";
+import { analysisLink } from "./router.js";
 import { setAnalysis } from "./state.js";
 import { clearViewer, renderViewer } from "./viewer.js";
 
@@ -62,12 +63,18 @@ function renderHeading(analysis) {
   ]
     .filter(Boolean)
     .join(" · ");
+  $("result-link").href = analysisLink(analysis.id);
 
+  // The server's statement: the same notices, in the same words, as the reports and the chat.
+  const notices = analysis.statement.notices;
+  const demonstration = notices.find((n) => n.kind === "demonstration");
   const notice = $("demonstration-notice");
-  notice.textContent = analysis.demonstration_notice || "";
-  notice.hidden = !analysis.demonstration_notice;
+  notice.textContent = demonstration ? demonstration.text : "";
+  notice.hidden = !demonstration;
 
+  const others = notices.filter((n) => n.kind !== "demonstration");
   const warnings = $("warnings");
-  warnings.replaceChildren(...(analysis.warnings || []).map((w) => el("li", {}, w)));
-  warnings.hidden = !(analysis.warnings && analysis.warnings.length);
+  warnings.replaceChildren(...others.map((n) => el("li", { dataset: { kind: n.kind } }, n.text)));
+  warnings.hidden = others.length === 0;
+  $("decision-rule").textContent = analysis.statement.rule_text;
 }

@@ -177,10 +177,47 @@ export const capabilities = () => getJSON("capabilities");
 
 // ---------------------------------------------------------------- analyses
 
-/** Upload an image; some explanation methods run as a background job (202), which is awaited. */
-export async function analyse(form) {
-  const response = await checked(await apiFetch("analyses", { method: "POST", body: form }));
+/** Upload an image; some explanation methods run as a background job (202), which is awaited.
+ * onUpload(fraction) follows the upload (fetch cannot report it, so this one uses XHR). */
+export async function analyse(form, onUpload = () => {}) {
+  let response = await postWithUploadProgress(`${API}/analyses`, form, onUpload);
+  if (response.status === 401 && (await refreshTokens())) {
+    response = await postWithUploadProgress(`${API}/analyses`, form, onUpload);
+  }
+  if (response.status === 401) {
+    tokens.clear();
+    expired();
+    throw new SessionExpired();
+  }
+  await checked(response);
   return response.status === 202 ? waitForJob(await response.json()) : response.json();
+}
+
+/** POST a form with XMLHttpRequest, reporting upload progress; resolves to a fetch Response. */
+function postWithUploadProgress(url, form, onUpload) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", url);
+    xhr.responseType = "blob";
+    if (tokens.access) xhr.setRequestHeader("Authorization", `Bearer ${tokens.access}`);
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable && event.total) onUpload(event.loaded / event.total);
+    });
+    xhr.upload.addEventListener("load", () => onUpload(1));
+    xhr.addEventListener("load", () => {
+      const headers = new Headers();
+      for (const line of xhr.getAllResponseHeaders().trim().split(/[\r\n]+/)) {
+        const colon = line.indexOf(":");
+        if (colon > 0) headers.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+      }
+      resolve(new Response(xhr.response, { status: xhr.status, headers }));
+    });
+    // Like fetch: a network failure is a TypeError, which the page words as "could not reach".
+    xhr.addEventListener("error", () => reject(new TypeError("network error")));
+    xhr.addEventListener("abort", () => reject(new DOMException("aborted", "AbortError")));
+    xhr.send(form);
+  });
 }
 
 async function waitForJob(job) {
@@ -195,6 +232,8 @@ async function waitForJob(job) {
 }
 
 export const listAnalyses = (limit, offset) => getJSON(`analyses?limit=${limit}&offset=${offset}`);
+export const getCase = (id) => getJSON(`cases/${encodeURIComponent(id)}`);
+export const caseThumbnailURL = (id) => getBlobURL(`cases/${encodeURIComponent(id)}/thumbnail`);
 export const getAnalysis = (id) => getJSON(analysisPath(id));
 export const getChat = (id) => getJSON(analysisPath(id, "/chat"));
 export const similarCases = (id, k) => getJSON(analysisPath(id, `/similar?k=${k}`));
@@ -293,3 +332,23 @@ function emitEvent(block, onEvent) {
   }
   onEvent(name, parsed);
 }
+
+// ---------------------------------------------------------------- administration
+
+export const listUsers = () => getJSON("users");
+export const auditLog = (limit) => getJSON(`audit?limit=${limit}`);
+
+async function sendJSON(method, path, body) {
+  const response = await checked(
+    await apiFetch(path, {
+      method,
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    }),
+  );
+  return response.status === 204 ? null : response.json();
+}
+
+export const createUser = (username, password, role) => sendJSON("POST", "users", { username, password, role });
+export const setUserActive = (id, active) =>
+  sendJSON("POST", `users/${encodeURIComponent(id)}/${active ? "enable" : "disable"}`);

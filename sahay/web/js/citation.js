@@ -2,6 +2,7 @@
 // A marker is a button; it opens the cited passage and its sources beside the conversation.
 
 import { $, el, externalLink } from "./dom.js";
+import { displayLabel } from "./format.js";
 
 let trigger = null; // the marker that opened the box; focus returns to it on close
 
@@ -36,6 +37,24 @@ export function citationButton(cited) {
   );
 }
 
+/** Where in the analysis a cited fact comes from, in words ("findings[Pleural_Thickening]" is the
+ * model's result for Pleural Thickening), never the JSON path. */
+function fieldInWords(field) {
+  const finding = /^(findings|fusion)\[(.+?)\](\.explanation)?$/.exec(field);
+  if (finding) {
+    const label = displayLabel(finding[2]);
+    if (finding[1] === "fusion") return `From this analysis: the note and the image on ${label}.`;
+    return finding[3] ? `From this analysis: the heatmap for ${label}.` : `From this analysis: the model's result for ${label}.`;
+  }
+  const words = {
+    model: "From this analysis: the model that made it.",
+    demonstration_notice: "From this analysis: the demonstration notice.",
+    quality: "From this analysis: the checks of whether the image suits the model.",
+    "fusion.discordances": "From this analysis: where the note and the image disagree.",
+  };
+  return words[field] || "From this analysis.";
+}
+
 function openCitation(cited, button) {
   if (trigger) trigger.setAttribute("aria-expanded", "false");
   trigger = button;
@@ -43,7 +62,7 @@ function openCitation(cited, button) {
   $("citation-title").textContent = `[${cited.marker}] ${cited.title || "Citation"}`;
   const parts = [];
   if (cited.kind === "analysis") {
-    if (cited.field) parts.push(el("p", { class: "muted" }, `Field: ${cited.field}`));
+    if (cited.field) parts.push(el("p", { class: "muted" }, fieldInWords(cited.field)));
   } else {
     if (cited.section) parts.push(el("p", { class: "citation-section" }, el("strong", {}, "Section: "), cited.section));
     if (cited.document) parts.push(el("p", { class: "muted" }, `Knowledge-base article: ${cited.document}`));

@@ -23,6 +23,8 @@ function breakable(text) {
  * thresholds play no part, so "top class" stands in their place (as in every other output). */
 export function renderFindings(findings, task) {
   $("findings").tBodies[0].replaceChildren(...findings.map((finding) => findingRow(finding, task)));
+  // A new analysis opens at the start of the table, names in view, however the last was scrolled.
+  $("findings-scroll").scrollLeft = 0;
 }
 
 function findingRow(finding, task) {

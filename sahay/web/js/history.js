@@ -1,6 +1,6 @@
 // The history of past analyses, newest first, a page at a time, each with open and delete.
 
-import { deleteAnalysis, listAnalyses } from "./api.js";
+import { deleteAnalysis, listAnalyses, tokens } from "./api.js";
 import { closeAnalysis, openAnalysis } from "./analysis.js";
 import { $, el } from "./dom.js";
 import { formatDate } from "./format.js";
@@ -46,11 +46,15 @@ function historyItem(item) {
     ? `Positive: ${item.positives.join(", ")}`
     : "No positive findings";
   const meta = [when, item.model, item.modality].filter(Boolean).join(" · ");
+  const me = tokens.user;
+  // An administrator sees everyone's analyses: each row says whose it is.
+  const owner = me && item.owner && item.owner !== me.username ? `by ${item.owner}` : "";
   const open = el(
     "button",
     { type: "button", class: "history-open", dataset: { id: item.id }, onclick: () => openAnalysis(item.id).catch(() => {}) },
     el("span", { class: "h-name" }, name),
     el("span", { class: "h-meta" }, meta),
+    owner ? el("span", { class: "h-owner" }, owner) : "",
     el("span", { class: "h-pos" }, positives),
   );
   const remove = el(

@@ -1,10 +1,12 @@
 // Sign-in and sign-out, and which screen shows: the login form or the application.
 
 import { signIn, signOut, tokens } from "./api.js";
+import { clearAdmin } from "./admin.js";
 import { closeAnalysis } from "./analysis.js";
 import { $ } from "./dom.js";
 import { clearHistory } from "./history.js";
 import { clearError, reportError, setStatus, showError } from "./messages.js";
+import { markSignedOut } from "./router.js";
 import { resetUpload } from "./upload.js";
 
 /** onSignedIn() loads the application once the tokens are stored. */
@@ -16,6 +18,7 @@ export function setUpLogin(onSignedIn) {
 export function showLogin(message) {
   closeAnalysis();
   resetUpload();
+  clearAdmin();
   $("app-screen").hidden = true;
   $("app-nav").hidden = true;
   $("session").hidden = true;
@@ -67,5 +70,6 @@ async function onLogout() {
   await signOut();
   clearHistory();
   showLogin();
+  markSignedOut();
   setStatus("You have been logged out.");
 }

@@ -2,13 +2,15 @@
 // Decision support, not a diagnosis: the disclaimer in index.html stays visible on every screen.
 
 import { SessionExpired, capabilities, me, onSessionExpired, tokens } from "./api.js";
+import { loadAdmin, setUpAdmin } from "./admin.js";
 import { openAnalysis } from "./analysis.js";
 import { setUpChat } from "./chat.js";
 import { loadHistory, setUpHistory } from "./history.js";
 import { setUpLogin, showAppScreen, showLogin } from "./login.js";
 import { reportError } from "./messages.js";
 import { renderReports } from "./reports.js";
-import { forgetRememberedAnalysis, rememberedAnalysis, state } from "./state.js";
+import { analysisIdInURL, onRoute, showInURL } from "./router.js";
+import { forgetRememberedAnalysis, onAnalysisChange, rememberedAnalysis, state } from "./state.js";
 import { showChoices } from "./upload-choices.js";
 import { setUpUpload } from "./upload.js";
 import { setUpViewer } from "./viewer.js";
@@ -26,13 +28,25 @@ async function loadCapabilities() {
   if (state.analysis) renderReports(state.analysis);
 }
 
+// A link to an analysis opened in a new tab: shown once its reader has signed in. Only the address
+// the page was loaded with counts, so the next user of a shared tab does not inherit it.
+let deepLink = analysisIdInURL();
+
 async function showApp() {
   showAppScreen();
-  const current = rememberedAnalysis();
-  await Promise.allSettled([loadCapabilities(), loadHistory(true)]);
+  const current = deepLink || rememberedAnalysis();
+  deepLink = null;
+  await Promise.allSettled([loadCapabilities(), loadHistory(true), loadAdmin()]);
   if (current && !state.analysis) {
     openAnalysis(current, { focus: false }).catch(() => forgetRememberedAnalysis());
   }
+}
+
+/** Back and Forward between analyses; nothing opens for a signed-out page. */
+function followAddress() {
+  const id = analysisIdInURL();
+  if (!tokens.access || !id || (state.analysis && state.analysis.id === id)) return;
+  openAnalysis(id).catch(() => {});
 }
 
 async function start() {
@@ -41,6 +55,9 @@ async function start() {
   setUpHistory();
   setUpViewer();
   setUpChat();
+  setUpAdmin();
+  onAnalysisChange(showInURL);
+  onRoute(followAddress);
   onSessionExpired(() => showLogin("Your session has expired. Please sign in again."));
   if (!tokens.access) {
     showLogin();

@@ -33,12 +33,18 @@ export function clearError() {
   box.hidden = true;
 }
 
-/** Report an error from any action: API messages as given, anything else in plain words. */
+// The browser's own advice for errors whose API advice names API fields or commands.
+const ADVICE = {
+  model_unavailable: "Choose a model in the Model list above, or ask an administrator to install one.",
+};
+
+/** Report an error from any action: the server's message without its API advice, with this page's
+ * advice where it has its own; anything else in plain words. */
 export function reportError(error, context) {
   if (error instanceof SessionExpired) return; // the login screen already says so
   if (error && error.name === "AbortError") return;
   let message;
-  if (error instanceof ApiError) message = error.message;
+  if (error instanceof ApiError) message = [error.plain, ADVICE[error.kind]].filter(Boolean).join(" ");
   else if (error instanceof TypeError) message = "Could not reach the Sahay server. Check the connection and try again.";
   else message = (error && error.message) || String(error);
   showError(context ? `${context}: ${message}` : message);

@@ -16,6 +16,7 @@ export function renderReports(analysis) {
     return;
   }
   const dicom = analysis.source_format === "dicom";
+  $("reports-status").textContent = "";
   box.replaceChildren(
     ...formats
       .filter((format) => dicom || !format.needs_dicom)
@@ -38,7 +39,11 @@ async function download(analysis, format, button) {
   if (state.analysis !== analysis) return;
   clearError();
   button.disabled = true;
-  setStatus(`Preparing the ${format.title}…`);
+  button.setAttribute("aria-busy", "true");
+  // Said beside the buttons, where the user is looking: a PDF can take a while to build.
+  const said = `Preparing the ${format.title}… This can take up to a minute.`;
+  $("reports-status").textContent = said;
+  setStatus(said);
   try {
     const fallback = `sahay-${analysis.id}-${format.name}${format.suffix || ""}`;
     const { name, blob } = await downloadReport(analysis.id, format.name, fallback);
@@ -49,9 +54,12 @@ async function download(analysis, format, button) {
     link.remove();
     setTimeout(() => URL.revokeObjectURL(url), SAVE_URL_MS);
     setStatus(`Downloaded ${name}.`);
+    $("reports-status").textContent = `Downloaded ${name}.`;
   } catch (error) {
+    $("reports-status").textContent = "";
     reportError(error, `Could not download the ${format.title}`);
   } finally {
     button.disabled = false;
+    button.removeAttribute("aria-busy");
   }
 }

@@ -35,8 +35,31 @@ function setAnalysing(busy) {
   const button = $("analyze-button");
   button.disabled = busy;
   button.textContent = busy ? "Analysing…" : "Analyse";
-  $("progress").hidden = !busy;
+  $("progress-box").hidden = !busy;
   $("upload-form").setAttribute("aria-busy", busy ? "true" : "false");
+  if (busy) {
+    showUpload(0);
+    // In view, clear of the fixed disclaimer (scroll-margin in app.css).
+    $("progress-box").scrollIntoView({ block: "nearest" });
+  }
+}
+
+/** The upload's share sent (0..1), then, once it is all sent, the analysis itself (no measure). */
+function showUpload(fraction) {
+  const bar = $("progress");
+  const uploading = fraction < 1;
+  const percentSent = Math.round(fraction * 100);
+  bar.classList.toggle("indeterminate", !uploading);
+  $("progress-bar").style.width = uploading ? `${percentSent}%` : "";
+  if (uploading) {
+    bar.setAttribute("aria-valuenow", String(percentSent));
+    bar.setAttribute("aria-valuetext", `Uploading, ${percentSent}% sent`);
+    $("progress-label").textContent = `Uploading the image: ${percentSent}% sent`;
+  } else {
+    bar.removeAttribute("aria-valuenow");
+    bar.setAttribute("aria-valuetext", "Analysing");
+    $("progress-label").textContent = "Uploaded. Analysing the image…";
+  }
 }
 
 /** Take the previous result off the screen: a failed upload must never leave it there under the
@@ -73,7 +96,7 @@ async function submit({ force }) {
   setAnalysing(true);
   setStatus(`Analysing ${file.name}. This can take up to a minute.`);
   try {
-    const analysis = await analyse(form);
+    const analysis = await analyse(form, showUpload);
     showAnalysis(analysis);
     const positives = analysis.findings.filter((f) => f.positive).length;
     setStatus(

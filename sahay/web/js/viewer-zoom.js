@@ -33,6 +33,28 @@ function fitStage() {
   resetView();
 }
 
+/** The viewer changed size (window resize, enlarge): fit the image again, but keep the user's zoom
+ * and the image point at the viewer's centre where it was. */
+export function refit() {
+  const viewer = $("viewer");
+  if (!view.naturalW || !view.baseW) return;
+  const scale = view.scale;
+  const before = { w: view.baseW * scale, h: view.baseH * scale };
+  // The centre of the old viewport, as a fraction of the image.
+  const fx = (viewer.dataset.lastW / 2 - view.x) / before.w;
+  const fy = (viewer.dataset.lastH / 2 - view.y) / before.h;
+  fitStage();
+  if (scale !== 1 && Number.isFinite(fx) && Number.isFinite(fy)) {
+    view.scale = scale;
+    view.x = viewer.clientWidth / 2 - fx * view.baseW * scale;
+    view.y = viewer.clientHeight / 2 - fy * view.baseH * scale;
+    applyView();
+  }
+}
+
+/** The zoom factor (1 when fitted), for tests and the status of the controls. */
+export const zoomLevel = () => view.scale;
+
 function resetView() {
   const viewer = $("viewer");
   view.scale = 1;
@@ -51,6 +73,9 @@ function applyView() {
   view.x = Math.min(Math.max(view.x, vw / 2 - w), vw / 2);
   view.y = Math.min(Math.max(view.y, vh / 2 - h), vh / 2);
   $("viewer-stage").style.transform = `translate(${view.x}px, ${view.y}px) scale(${view.scale})`;
+  viewer.dataset.lastW = String(vw); // what refit() reads after a resize
+  viewer.dataset.lastH = String(vh);
+  viewer.dataset.zoom = view.scale.toFixed(3);
 }
 
 function zoomAt(factor, cx, cy) {
@@ -121,7 +146,7 @@ export function setUpZoom(active) {
   window.addEventListener(
     "resize",
     debounce(() => {
-      if (active()) fitStage();
+      if (active()) refit();
     }, 150),
   );
 }

@@ -5,7 +5,8 @@ import { heatmapLayerURL, imageURL } from "./api.js";
 import { $, el, svg } from "./dom.js";
 import { percent } from "./format.js";
 import { reportError } from "./messages.js";
-import { imageSize, setImageSize, setUpZoom } from "./viewer-zoom.js";
+import { displayLabel } from "./format.js";
+import { imageSize, refit, setImageSize, setUpZoom } from "./viewer-zoom.js";
 import { resetWindow, setUpWindowing } from "./viewer-window.js";
 
 let shown = null; // the analysis in the viewer; late answers for another one are dropped
@@ -21,6 +22,23 @@ export function setUpViewer() {
   $("opacity").addEventListener("input", setLayerOpacity);
   $("heatmap-select").addEventListener("change", (event) => selectHeatmap(event.target.value));
   $("show-regions").addEventListener("change", () => drawRegions(findingOf(heatmapLabel)));
+  $("enlarge").addEventListener("click", () => setEnlarged(!$("viewer-section").classList.contains("enlarged")));
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && $("viewer-section").classList.contains("enlarged")) setEnlarged(false);
+  });
+}
+
+/** A radiograph needs the screen: the enlarged viewer fills it, above everything but the
+ * disclaimer. Escape or the same button closes it. */
+function setEnlarged(on) {
+  const section = $("viewer-section");
+  section.classList.toggle("enlarged", on);
+  document.body.classList.toggle("viewer-enlarged", on);
+  const button = $("enlarge");
+  button.setAttribute("aria-pressed", on ? "true" : "false");
+  button.textContent = on ? "Close enlarged view" : "Enlarge";
+  refit();
+  $("viewer").focus();
 }
 
 /** Empty the viewer and free the images it holds. */
@@ -32,6 +50,7 @@ export function clearViewer() {
   imageUrl = null;
   heatmapLabel = "";
   shown = null;
+  if ($("viewer-section").classList.contains("enlarged")) setEnlarged(false);
 }
 
 export function renderViewer(analysis, findings) {
@@ -122,11 +141,15 @@ async function selectHeatmap(label) {
   const finding = findingOf(label);
   drawRegions(finding);
   describeExplanation(finding);
+  // The old map goes at once: it must never sit under the new finding's name while this one loads.
+  layer.hidden = true;
+  layer.removeAttribute("src");
+  showScale(null);
   if (!finding || !finding.explanation) {
-    layer.hidden = true;
-    layer.removeAttribute("src");
+    $("heatmap-loading").hidden = true;
     return;
   }
+  $("heatmap-loading").hidden = false;
   try {
     let url = layerUrls.get(label);
     if (!url) {
@@ -137,11 +160,30 @@ async function selectHeatmap(label) {
     if (heatmapLabel !== label) return;
     layer.src = url;
     layer.alt = "";
+    try {
+      await layer.decode();
+    } catch {
+      // A decode failure shows as a missing layer; the image stays usable.
+    }
+    if (heatmapLabel !== label || shown !== analysis) return;
     layer.hidden = false;
     setLayerOpacity();
+    showScale(finding);
   } catch (error) {
     reportError(error, `Could not load the heatmap for ${label}`);
+  } finally {
+    if (heatmapLabel === label) $("heatmap-loading").hidden = true;
   }
+}
+
+/** The colour scale under the viewer, with what the colours mean; hidden with no map shown. */
+function showScale(finding) {
+  const scale = $("heatmap-scale");
+  scale.hidden = !finding;
+  if (!finding) return;
+  $("heatmap-caption").textContent =
+    `${finding.explanation.method_title} for ${displayLabel(finding.label)}: how much each area drove the ` +
+    "model's score. Where the model looked, not where disease is.";
 }
 
 function setLayerOpacity() {
@@ -150,11 +192,31 @@ function setLayerOpacity() {
   $("opacity-value").textContent = `${value}%`;
 }
 
+/** The model's field of view as a dashed outline, when it saw less than the whole image. */
+function drawFieldOfView(layer) {
+  const fov = shown && shown.field_of_view;
+  const { width, height } = imageSize();
+  const partial = Boolean(fov) && (fov.width < shown.image.columns || fov.height < shown.image.rows);
+  $("field-of-view-note").hidden = !partial;
+  if (!partial) return false;
+  // The image may come back at another size (windowed DICOM): scale from the analysed size.
+  const sx = width / shown.image.columns;
+  const sy = height / shown.image.rows;
+  const group = svg("g", { class: "field-of-view", "data-testid": "field-of-view" });
+  group.append(svg("title", {}, "What the model saw"));
+  group.append(svg("rect", { x: fov.left * sx, y: fov.top * sy, width: fov.width * sx, height: fov.height * sy }));
+  layer.append(group);
+  return true;
+}
+
 function drawRegions(finding) {
   const layer = $("regions-layer");
   layer.replaceChildren();
-  const regions = (finding && finding.explanation && finding.explanation.regions) || [];
-  layer.hidden = !$("show-regions").checked || regions.length === 0;
+  const outlined = drawFieldOfView(layer);
+  const regions = $("show-regions").checked
+    ? (finding && finding.explanation && finding.explanation.regions) || []
+    : [];
+  layer.hidden = !outlined && regions.length === 0;
   const { width, height } = imageSize();
   const size = Math.max(10, Math.round(Math.min(width, height) / 24)); // label size in image pixels
   for (const region of regions) {
