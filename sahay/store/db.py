@@ -37,6 +37,9 @@ SQLITE_PRAGMAS = ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=5000", "s
 
 # One lock for creating engines and migrating, re-entrant because get_engine migrates while holding it.
 _lock = threading.RLock()
+MIGRATIONS_LOCK = _lock
+"""Alembic's ``op`` proxy is process-wide: any other in-process migration (MLflow's store) holds
+this too, or two migrations in two threads break each other."""
 _engines: dict[str, Engine] = {}
 _sessions: dict[str, sessionmaker[Session]] = {}
 

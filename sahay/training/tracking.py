@@ -38,6 +38,12 @@ def _mlflow(settings: Settings) -> Any:
     # set_tracking_uri also exports MLFLOW_TRACKING_URI; keep the variable meaning "the user chose a server".
     if user_choice is None:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
+    from sahay.store.db import MIGRATIONS_LOCK
+
+    # The first call opens the tracking store, which migrates its database with Alembic: never at
+    # the same moment as one of Sahay's own migrations in another thread (see MIGRATIONS_LOCK).
+    with MIGRATIONS_LOCK:
+        mlflow.MlflowClient().search_experiments(max_results=1)
     return mlflow
 
 
