@@ -31,6 +31,16 @@ _DOSING = re.compile(
     r"which (drug|medicine|medication|antibiotic|pill)s? should)\b",
     re.IGNORECASE,
 )
+# Doses that are imaging, not medicine: "low-dose CT" screening, a scan's radiation dose, the dose
+# of contrast. Taken out before the dosing check, so that screening questions (and the passages that
+# answer them) are not declined as prescribing.
+_IMAGING_DOSE = re.compile(
+    r"\blow[- ]dose\b|\b(radiation|effective|contrast|absorbed|skin|glandular|mean glandular) doses?\b|"
+    r"\bdoses? of (radiation|contrast|x-?rays?)\b|"
+    r"\bdoses? (from|of|in|for) (a |an |the |my |this |one )?"
+    r"(ct|cat|x-?rays?|scans?|mammogra\w*|imaging|radiograph\w*|tomosynthesis|screening)\b",
+    re.IGNORECASE,
+)
 _DIAGNOSIS_DEMAND = re.compile(
     r"\b(do i have|does (he|she|the patient) have|"
     r"is (it|this) (definitely )?(cancer|malignant|tb|tuberculosis)|"
@@ -67,7 +77,7 @@ class QuestionFlags:
 def read_question(question: str) -> QuestionFlags:
     return QuestionFlags(
         red_flag=bool(_RED_FLAG_QUESTION.search(question)),
-        dosing=bool(_DOSING.search(question)),
+        dosing=is_dosing(question),
         diagnosis_demand=bool(_DIAGNOSIS_DEMAND.search(question)),
         prognosis=bool(_PROGNOSIS.search(question)),
         about_analysis=bool(_ABOUT_ANALYSIS.search(question)),
@@ -80,7 +90,8 @@ def is_instruction(text: str) -> bool:
 
 
 def is_dosing(text: str) -> bool:
-    return bool(_DOSING.search(text))
+    """A request for (or statement of) a medicine's dose; imaging doses do not count."""
+    return bool(_DOSING.search(_IMAGING_DOSE.sub(" ", text)))
 
 
 # Fixed sentences. They carry no facts or numbers, so they need no citation.

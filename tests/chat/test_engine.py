@@ -117,6 +117,12 @@ def test_dosing_is_declined_and_no_dose_is_given(knowledge: KnowledgeBase) -> No
     assert " mg" not in answer.text
 
 
+def test_a_screening_question_about_low_dose_ct_is_not_declined(knowledge: KnowledgeBase) -> None:
+    answer = _ask(knowledge, "Who should get screened for lung cancer with low-dose CT?")
+    assert not answer.flags["dosing_declined"]
+    assert safety.DOSING_DECLINED not in answer.text
+
+
 def test_no_definitive_diagnosis(knowledge: KnowledgeBase) -> None:
     answer = _ask(knowledge, "Do I have cancer?", chest_analysis(Nodule=0.7))
     assert answer.sentences[0].text == safety.NO_DIAGNOSIS
