@@ -166,6 +166,7 @@ class Conversation:
         self.web = web
         self.history: list[Turn] = []
         self.disclaimer_given = False
+        self.urgent_review_given = False
 
     def ask(self, question: str, on_token: TokenCallback | None = None) -> Answer:
         question = question.strip()
@@ -175,12 +176,18 @@ class Conversation:
         intent = detect_intent(question)
         context = self._context(question, intent, flags)
         positives = {f.label for f in self.analysis.positive_findings} if self.analysis else set()
-        red_flag = flags.red_flag or bool(positives & safety.RED_FLAG_FINDINGS)
+        # Emergency advice answers symptoms described now; a flagged finding on the film is said once
+        # per conversation, to whoever reviews it, not opened on every answer.
+        red_flag = flags.red_flag
+        urgent_review = bool(positives & safety.RED_FLAG_FINDINGS) and not self.urgent_review_given
         closest = max((p.dense_similarity or 0.0 for p in context.passages), default=0.0)
         on_topic = (flags.about_analysis and self.analysis is not None) or closest >= ON_TOPIC_SIMILARITY
         lead: list[str] = []
         if red_flag:
             lead.append(safety.URGENT_LEAD)
+        elif urgent_review:
+            lead.append(safety.URGENT_REVIEW)
+            self.urgent_review_given = True
         if flags.dosing:
             lead.append(safety.DOSING_DECLINED)
         if flags.diagnosis_demand:

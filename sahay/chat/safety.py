@@ -24,7 +24,8 @@ _RED_FLAG_QUESTION = re.compile(
     re.IGNORECASE,
 )
 RED_FLAG_FINDINGS = frozenset({"Pneumothorax"})
-"""Positive findings that can be emergencies whatever the question."""
+"""Positive findings that can be emergencies whatever the question: the reader is told once that
+the image needs prompt review. Emergency-care advice is for someone describing symptoms now."""
 
 _DOSING = re.compile(
     r"\b(dose|doses|dosage|dosing|mg|milligram|prescri\w*|how much .{0,30}\b(take|give)|"
@@ -96,6 +97,10 @@ def is_dosing(text: str) -> bool:
 
 # Fixed sentences. They carry no facts or numbers, so they need no citation.
 URGENT_LEAD = "If this is happening now, seek emergency care immediately: call your local emergency number."
+URGENT_REVIEW = (
+    "The model flags a finding that can be an emergency, so a clinician should review this image "
+    "without delay."
+)
 DOSING_DECLINED = (
     "I cannot advise on medicines, doses or prescriptions; the treating clinician or pharmacist decides."
 )
@@ -115,5 +120,14 @@ NO_ARTICLE = (
     "information, not advice about these findings."
 )
 POLICY_SENTENCES = frozenset(
-    {URGENT_LEAD, DOSING_DECLINED, NO_DIAGNOSIS, PROGNOSIS_CAVEAT, OFF_TOPIC, NOT_FOUND, NO_ARTICLE}
+    {
+        URGENT_LEAD,
+        URGENT_REVIEW,
+        DOSING_DECLINED,
+        NO_DIAGNOSIS,
+        PROGNOSIS_CAVEAT,
+        OFF_TOPIC,
+        NOT_FOUND,
+        NO_ARTICLE,
+    }
 )

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from sahay.chat import AUDIENCES
+from sahay.chat.safety import URGENT_REVIEW
 from sahay.config import Settings
 from sahay.errors import BadInput
 from sahay.store import audit
@@ -94,6 +95,7 @@ def ask(
     answers = [m.text for m in earlier if m.role == "assistant"]
     chat.history = [Turn(q, a) for q, a in zip(questions, answers, strict=False)]
     chat.disclaimer_given = bool(answers)
+    chat.urgent_review_given = any(URGENT_REVIEW in answer for answer in answers)
     answer = chat.ask(question, on_token).to_dict()
     with session_scope(workspace.settings) as session:
         session.add(

@@ -105,8 +105,13 @@ def test_red_flag_questions_and_findings_put_urgent_advice_first(knowledge: Know
     answer = _ask(knowledge, "I can't breathe and my chest hurts, what should I do?")
     assert answer.sentences[0].text == safety.URGENT_LEAD and answer.flags["red_flag"]
     assert "urgent-symptoms" in _cited_documents(answer)
-    finding = _ask(knowledge, "What does this X-ray indicate?", chest_analysis(Pneumothorax=0.91))
-    assert finding.sentences[0].text == safety.URGENT_LEAD
+    # A flagged finding on the film: prompt review, said once; no emergency advice to the reviewer.
+    engine = Conversation(chest_analysis(Pneumothorax=0.91), knowledge=knowledge)
+    first = engine.ask("What does this X-ray indicate?")
+    assert first.sentences[0].text == safety.URGENT_REVIEW
+    assert safety.URGENT_LEAD not in first.text
+    later = engine.ask("Which specialist should see this?")
+    assert safety.URGENT_REVIEW not in later.text and safety.URGENT_LEAD not in later.text
 
 
 def test_dosing_is_declined_and_no_dose_is_given(knowledge: KnowledgeBase) -> None:
