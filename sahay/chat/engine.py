@@ -187,7 +187,6 @@ class Conversation:
             lead.append(safety.URGENT_LEAD)
         elif urgent_review:
             lead.append(safety.URGENT_REVIEW)
-            self.urgent_review_given = True
         if flags.dosing:
             lead.append(safety.DOSING_DECLINED)
         if flags.diagnosis_demand:
@@ -201,6 +200,7 @@ class Conversation:
             return self._finish(question, sentences, [], context, intent, flags, red_flag, off_topic=True)
         for text in lead:
             say(text)
+        self.urgent_review_given = self.urgent_review_given or safety.URGENT_REVIEW in lead
         body: list[CheckedSentence] = []
 
         def accept(sentence: CheckedSentence) -> None:
