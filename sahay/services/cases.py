@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from sahay.cases.library import CaseLibrary, CaseSummary, ImportReport, SearchResult
+from sahay.cases.library import CaseDetail, CaseLibrary, CaseSummary, ImportReport, SearchResult
 from sahay.cases.search import MODES, Weights
 from sahay.config import Settings
 from sahay.errors import BadInput, SahayError
@@ -240,7 +240,7 @@ class CaseDetailOut(CaseOut):
     findings: list[CaseFindingOut]
 
 
-def _library_case(workspace: Workspace, case_id: str) -> Any:
+def _library_case(workspace: Workspace, case_id: str) -> CaseDetail:
     from sahay.errors import NotFound
 
     try:
@@ -266,8 +266,7 @@ def case_detail(workspace: Workspace, user: UserRecord, case_id: str) -> CaseDet
 
 def case_thumbnail(workspace: Workspace, case_id: str) -> Path:
     """The case's de-identified thumbnail (a PNG)."""
-    path: Path = _library_case(workspace, case_id).thumbnail
-    return path
+    return _library_case(workspace, case_id).thumbnail
 
 
 def similar(workspace: Workspace, user: UserRecord, analysis_id: str, k: int = 5) -> list[SimilarCaseOut]:

@@ -112,13 +112,14 @@ function refreshTokens() {
   return refreshing;
 }
 
-/** fetch() with the access token; on a 401, refresh once and retry, else the session is over. */
-export async function apiFetch(path, options = {}) {
+/** fetch() with the access token; on a 401, refresh once and retry, else the session is over.
+ * `send` replaces fetch where progress must be followed (uploads). */
+export async function apiFetch(path, options = {}, send = fetch) {
   const url = path.startsWith("/") ? path : `${API}/${path}`;
-  const response = await fetch(url, authorised(options));
+  const response = await send(url, authorised(options));
   if (response.status !== 401) return response;
   if (await refreshTokens()) {
-    const again = await fetch(url, authorised(options));
+    const again = await send(url, authorised(options));
     if (again.status !== 401) return again;
   }
   tokens.clear();
@@ -180,26 +181,18 @@ export const capabilities = () => getJSON("capabilities");
 /** Upload an image; some explanation methods run as a background job (202), which is awaited.
  * onUpload(fraction) follows the upload (fetch cannot report it, so this one uses XHR). */
 export async function analyse(form, onUpload = () => {}) {
-  let response = await postWithUploadProgress(`${API}/analyses`, form, onUpload);
-  if (response.status === 401 && (await refreshTokens())) {
-    response = await postWithUploadProgress(`${API}/analyses`, form, onUpload);
-  }
-  if (response.status === 401) {
-    tokens.clear();
-    expired();
-    throw new SessionExpired();
-  }
-  await checked(response);
+  const send = (url, options) => sendWithUploadProgress(url, options, onUpload);
+  const response = await checked(await apiFetch("analyses", { method: "POST", body: form }, send));
   return response.status === 202 ? waitForJob(await response.json()) : response.json();
 }
 
-/** POST a form with XMLHttpRequest, reporting upload progress; resolves to a fetch Response. */
-function postWithUploadProgress(url, form, onUpload) {
+/** fetch() for a request body, with XMLHttpRequest so that upload progress can be followed. */
+function sendWithUploadProgress(url, options, onUpload) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", url);
+    xhr.open(options.method, url);
     xhr.responseType = "blob";
-    if (tokens.access) xhr.setRequestHeader("Authorization", `Bearer ${tokens.access}`);
+    options.headers.forEach((value, name) => xhr.setRequestHeader(name, value));
     xhr.setRequestHeader("Accept", "application/json");
     xhr.upload.addEventListener("progress", (event) => {
       if (event.lengthComputable && event.total) onUpload(event.loaded / event.total);
@@ -216,7 +209,7 @@ function postWithUploadProgress(url, form, onUpload) {
     // Like fetch: a network failure is a TypeError, which the page words as "could not reach".
     xhr.addEventListener("error", () => reject(new TypeError("network error")));
     xhr.addEventListener("abort", () => reject(new DOMException("aborted", "AbortError")));
-    xhr.send(form);
+    xhr.send(options.body);
   });
 }
 

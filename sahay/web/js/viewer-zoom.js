@@ -9,7 +9,8 @@ const STEP = 1.25; // buttons and keys
 const WHEEL_STEP = 1.15;
 const PAN_PX = 40;
 
-const view = { scale: 1, x: 0, y: 0, baseW: 0, baseH: 0, naturalW: 0, naturalH: 0 };
+// viewW/viewH: the viewer's size when last drawn, which refit() needs after a resize.
+const view = { scale: 1, x: 0, y: 0, baseW: 0, baseH: 0, naturalW: 0, naturalH: 0, viewW: 0, viewH: 0 };
 
 /** The image's size in pixels, which the region boxes are drawn in. */
 export const imageSize = () => ({ width: view.naturalW, height: view.naturalH });
@@ -41,8 +42,8 @@ export function refit() {
   const scale = view.scale;
   const before = { w: view.baseW * scale, h: view.baseH * scale };
   // The centre of the old viewport, as a fraction of the image.
-  const fx = (viewer.dataset.lastW / 2 - view.x) / before.w;
-  const fy = (viewer.dataset.lastH / 2 - view.y) / before.h;
+  const fx = (view.viewW / 2 - view.x) / before.w;
+  const fy = (view.viewH / 2 - view.y) / before.h;
   fitStage();
   if (scale !== 1 && Number.isFinite(fx) && Number.isFinite(fy)) {
     view.scale = scale;
@@ -52,8 +53,6 @@ export function refit() {
   }
 }
 
-/** The zoom factor (1 when fitted), for tests and the status of the controls. */
-export const zoomLevel = () => view.scale;
 
 function resetView() {
   const viewer = $("viewer");
@@ -73,9 +72,8 @@ function applyView() {
   view.x = Math.min(Math.max(view.x, vw / 2 - w), vw / 2);
   view.y = Math.min(Math.max(view.y, vh / 2 - h), vh / 2);
   $("viewer-stage").style.transform = `translate(${view.x}px, ${view.y}px) scale(${view.scale})`;
-  viewer.dataset.lastW = String(vw); // what refit() reads after a resize
-  viewer.dataset.lastH = String(vh);
-  viewer.dataset.zoom = view.scale.toFixed(3);
+  view.viewW = vw;
+  view.viewH = vh;
 }
 
 function zoomAt(factor, cx, cy) {
