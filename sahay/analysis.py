@@ -212,6 +212,10 @@ class ModelCard(BaseModel):
     training_data: str
     calibration_temperature: float
     demonstration: bool = False
+    weights_verified: bool | None = Field(
+        default=None, description="False: third-party weights not checked against a published checksum"
+    )
+    site_calibration: str | None = Field(default=None, description="the site calibration in use, in words")
 
 
 Side = Literal["right", "left", "midline"]
@@ -275,6 +279,9 @@ class Finding(BaseModel):
     probability: float = Field(ge=0.0, le=1.0, description="after temperature scaling")
     threshold: float = Field(ge=0.0, le=1.0)
     positive: bool
+    cautions: list[str] = Field(
+        default_factory=list, description="said beside the finding: no site calibration, a site-check flag"
+    )
     explanation: Explanation | None = None
 
 

@@ -140,6 +140,10 @@ def evaluate_command(
     labels: LabelColumns = None,
     split_column: SplitColumn = None,
     uncertain: Uncertain = "ignore",
+    by: Annotated[
+        str | None,
+        typer.Option(help="Also score each subgroup: sex, age, view, manufacturer, site, or a CSV column."),
+    ] = None,
 ) -> None:
     """Measure a model on a labelled dataset: metrics.json, ROC, PR, confusion and calibration plots."""
     options = dataset_options(
@@ -151,7 +155,7 @@ def evaluate_command(
     )
     with progress_display() as progress:
         metrics = training.evaluate(
-            bundle, data, out=out_dir, split=split, seed=seed, progress=progress, **options
+            bundle, data, out=out_dir, split=split, seed=seed, by=by, progress=progress, **options
         )
     scores = table("Label", "AUROC (95% CI)", "Sensitivity", "Specificity", "F1")
     for label, values in metrics["per_label"].items():
@@ -167,6 +171,13 @@ def evaluate_command(
         f"accuracy {number(metrics['accuracy'])}; ECE {number(metrics['ece']['calibrated'])} calibrated, "
         f"{number(metrics['ece']['uncalibrated'])} uncalibrated"
     )
+    if "subgroups" in metrics:
+        groups = table(f"{metrics['subgroups']['by']}", "Images", "Mean AUROC", "Flags")
+        for group, entry in metrics["subgroups"]["groups"].items():
+            aurocs = [v["auroc"] for v in entry["per_label"].values() if v["auroc"] is not None]
+            mean = number(sum(aurocs) / len(aurocs)) if aurocs else entry.get("note", "n/a")
+            groups.add_row(escape(group), str(entry["images"]), mean, str(len(entry["flags"])))
+        out.print(groups)
     for warning in metrics.get("warnings", []):
         err.print(f"[yellow]warning:[/] {escape(warning)}")
     out.print(

@@ -116,6 +116,24 @@ def _pick_column(table: _Table, given: str | None, candidates: Sequence[str], op
     return next((name for name in candidates if name in table.header), None)
 
 
+def list_csv_images(csv_path: Path, image_column: str | None = None) -> list[tuple[Path, dict[str, str]]]:
+    """Each row's image path and the row itself, for a CSV of paths with or without labels."""
+    table = _read_table(csv_path)
+    column = _pick_column(table, image_column, IMAGE_COLUMNS, "image_column")
+    if column is None:
+        raise BadInput(
+            f"{csv_path} has no image column (looked for {', '.join(IMAGE_COLUMNS)}); its columns are: "
+            f"{', '.join(map(repr, table.header))}. Name it with --image-column."
+        )
+    written = _csv_written_paths(table, column)
+    image_root = _csv_image_root(table, written, [])
+    paths = [p if p.is_absolute() else image_root / p for p in written]
+    return [
+        (path, dict(zip(table.header, row, strict=False)))
+        for path, row in zip(paths, table.rows, strict=True)
+    ]
+
+
 def load_csv(csv_path: Path, options: LoadOptions) -> LabelledDataset:
     """Read the labels and splits of the CSV label table ``csv_path`` (see ``load_dataset``)."""
     columns = options.columns
@@ -143,9 +161,10 @@ def load_csv(csv_path: Path, options: LoadOptions) -> LabelledDataset:
     targets = targets.astype(np.float32)
     targets.flags.writeable = False  # each sample's target is a row view
     texts: Sequence[str | None] = table.column(text_column) if text_column else [None] * len(paths)
+    rows = [dict(zip(table.header, row, strict=False)) for row in table.rows]
     samples = [
-        Sample(path, target, patient, text)
-        for path, target, patient, text in zip(paths, targets, patients, texts, strict=True)
+        Sample(path, target, patient, text, row)
+        for path, target, patient, text, row in zip(paths, targets, patients, texts, rows, strict=True)
     ]
     strata = [int(np.argmax(t)) for t in targets] if task == "multiclass" else None
     splits = _csv_splits(table, split_column, samples, strata, options.plan, notes)

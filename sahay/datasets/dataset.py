@@ -34,6 +34,8 @@ class Sample:
     patient_id: str | None = None
     text: str | None = None
     """CSV only: the row's free text (``text_column``), e.g. its report or notes."""
+    row: dict[str, str] | None = None
+    """CSV only: the whole row by column name, for subgroups (``sahay evaluate --by``)."""
 
 
 @dataclass(frozen=True)

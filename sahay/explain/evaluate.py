@@ -27,7 +27,6 @@ from sahay.explain.methods import METHODS, Budget, MethodInput, get_method
 from sahay.explain.options import DEFAULT_STEPS
 from sahay.fileio import atomic_write_text, check_writable_folder
 from sahay.imaging import read_image
-from sahay.models.calibration import probabilities
 from sahay.models.predictor import Predictor
 from sahay.models.providers import get_provider
 from sahay.models.registry import find_bundle
@@ -103,7 +102,7 @@ def evaluate_explanations(
     budget = budget or Budget()
 
     def to_probability(logits: Any) -> Any:
-        return probabilities(logits, manifest.calibration.temperature, manifest.task)
+        return manifest.probabilities(logits)
 
     scores: dict[str, list[tuple[float, float, float, int]]] = {m.name: [] for m in chosen}
     scores[RANDOM_REFERENCE] = []

@@ -24,7 +24,6 @@ from sahay.explain.options import ExplainOptions
 from sahay.explain.overlay import to_image_geometry
 from sahay.explain.regions import describe_regions, find_regions, is_chest_radiograph
 from sahay.imaging import LoadedImage
-from sahay.models.calibration import probabilities
 from sahay.models.predictor import Prediction, Predictor
 from sahay.models.providers import get_provider
 
@@ -68,13 +67,12 @@ def explain_prediction(
     result = method.run(request)
     scores: Sequence[Faithfulness | None] = [None] * len(result.maps)
     if options.faithfulness and result.maps:
-        temperature, task = manifest.calibration.temperature, manifest.task
         scores = deletion_insertion(
             predictor.model,
             prediction.input_tensor,
             label_indices,
             result.maps,
-            lambda logits: probabilities(logits, temperature, task),
+            manifest.probabilities,
             steps=options.faithfulness_steps,
             batch_size=options.budget.batch_size,
         )

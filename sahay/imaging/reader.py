@@ -83,6 +83,23 @@ def read_dicom_dataset(path: str | os.PathLike[str], *, settings: Settings | Non
     return parse_dicom(data, path.name, max_inflated_bytes=settings.max_file_bytes)
 
 
+def dicom_attributes(
+    path: str | os.PathLike[str], keywords: tuple[str, ...], *, settings: Settings | None = None
+) -> dict[str, str]:
+    """The named DICOM attributes of a file as text (absent ones left out); {} for a non-DICOM file."""
+    settings = get_settings() if settings is None else settings
+    data = _read_within_limit(Path(path), settings)
+    if not looks_like_dicom(data):
+        return {}
+    dataset = parse_dicom(data, Path(path).name, max_inflated_bytes=settings.max_file_bytes)
+    found = {}
+    for keyword in keywords:
+        value = dataset.get(keyword)
+        if value not in (None, ""):
+            found[keyword] = str(value).strip()
+    return found
+
+
 def sniff_format(data: bytes) -> ImageFormat | None:
     """The image format named by the file's magic bytes (DICOM, PNG, JPEG, TIFF), or None."""
     if looks_like_dicom(data):

@@ -26,6 +26,7 @@ from sahay.analysis import ModelCard, Task
 from sahay.errors import BadInput, IntegrityError, ModelUnavailable
 from sahay.fileio import atomic_write_bytes, atomic_write_text, sha256_file
 from sahay.models import ood
+from sahay.models.calibration import LabelCalibration, LabelMethod, probabilities
 from sahay.models.ood import OodReference, OodSpec
 from sahay.models.providers import get_provider
 
@@ -69,6 +70,48 @@ class WeightsSpec(BaseModel):
     sha256: str = Field(default="", pattern=r"^([0-9a-f]{64})?$", description="filled in by save_bundle")
     source_url: str | None = None
     source_sha256: str | None = Field(default=None, description="sha256 of the file it was converted from")
+    verified: bool | None = Field(
+        default=None,
+        description="third-party weights: whether source_sha256 matched a published checksum or the user "
+        "confirmed it (`sahay models verify`); None for weights Sahay trained itself",
+    )
+    verified_by: str | None = Field(
+        default=None, description="the published checksum's source, or who confirmed"
+    )
+
+    @property
+    def unverified(self) -> bool:
+        return self.verified is False
+
+    def unverified_notice(self, model: str) -> str:
+        return (
+            f"Model {model}: weights not verified against a published checksum (sha256 "
+            f"{self.source_sha256 or self.sha256}); confirm them with "
+            f"`sahay models verify {model} --sha256 ...`."
+        )
+
+
+class SiteCalibration(BaseModel):
+    """Where a site's per-finding calibration came from (``sahay models calibrate``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source_model: str
+    source_version: str
+    source_weights_sha256: str
+    data: str = Field(description="the site data's file or folder name")
+    data_fingerprint: str = Field(description="sha256 of the site data's manifest (each image's sha256)")
+    method: LabelMethod
+    thresholds: str = Field(description="how thresholds were chosen: 'youden' or 'sensitivity 0.90'")
+    images_fitted: int
+    images_held_out: int
+    seed: int
+    date: str = Field(description="ISO 8601, UTC")
+    calibrated: list[str] = Field(description="findings given a site map and threshold")
+    kept: dict[str, str] = Field(default_factory=dict, description="findings left as they were, with why")
+    metrics: dict[str, float | None] = Field(
+        default_factory=dict, description="held-out summary: ece_before, ece_after, brier_before, brier_after"
+    )
 
 
 class Calibration(BaseModel):
@@ -77,6 +120,99 @@ class Calibration(BaseModel):
     temperature: float = Field(default=1.0, gt=0)
     method: Literal["none", "temperature-scaling"] = "none"
     fitted_on: str | None = Field(default=None, description="the data the temperature was fitted on")
+    per_label: dict[str, LabelCalibration] = Field(
+        default_factory=dict,
+        description="site maps by finding; they replace the temperature for that finding",
+    )
+    site: SiteCalibration | None = None
+
+    def calibrated_for_site(self, label: str) -> bool:
+        """Whether this finding's probabilities were fitted on local data (training or a site fit)."""
+        return label in self.per_label or self.fitted_on is not None
+
+
+class SiteCheckFlag(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    predicted_rate: float
+    reference_prevalence: float
+    ratio: float
+
+
+class SiteCheck(BaseModel):
+    """The last ``sahay models check-site`` run: analyses repeat its flags beside the findings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str
+    data_fingerprint: str
+    images: int
+    date: str
+    flagged: dict[str, SiteCheckFlag] = Field(default_factory=dict)
+
+
+class Citation(BaseModel):
+    """A source for a statement on a card: every number or failure mode carries one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str
+    url: str
+
+
+class FailureMode(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    findings: list[str] = Field(description="the findings it concerns; empty means every finding")
+    description: str
+    source: Citation
+
+
+class PublishedPerformance(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str
+    metric: str
+    value: float
+    dataset: str = Field(description="what it was measured on")
+    source: Citation
+
+
+class TrainingDataset(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    images: int | None = None
+    patients: int | None = None
+    mix: str = Field(default="", description="views, sex and age where known")
+    source: Citation | None = None
+
+
+class ReferencePrevalence(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prevalence: float = Field(ge=0.0, le=1.0)
+    images: int = Field(ge=0, description="labelled images it was counted over")
+    datasets: list[str]
+
+
+class CardDetails(BaseModel):
+    """The model card beyond the contract fields: what it is not for, its data, its evidence."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    not_intended_for: list[str] = Field(default_factory=list)
+    expected_views: list[str] = Field(
+        default_factory=list, description="DICOM view positions it is made for (PA, AP); empty means any"
+    )
+    training_datasets: list[TrainingDataset] = Field(default_factory=list)
+    performance: list[PublishedPerformance] = Field(default_factory=list)
+    failure_modes: list[FailureMode] = Field(default_factory=list)
+    reference_prevalence: dict[str, ReferencePrevalence] = Field(default_factory=dict)
+    reference_prevalence_source: str = ""
+
+    def failure_modes_for(self, label: str) -> list[FailureMode]:
+        return [mode for mode in self.failure_modes if not mode.findings or label in mode.findings]
 
 
 class DatasetRef(BaseModel):
@@ -118,6 +254,8 @@ class BundleManifest(BaseModel):
         description="weaknesses found when the bundle was made (a finding no better than chance on "
         "validation); every analysis with the bundle repeats them as warnings",
     )
+    details: CardDetails = CardDetails()
+    site_check: SiteCheck | None = None
 
     @model_validator(mode="after")
     def _check_labels(self) -> BundleManifest:
@@ -130,7 +268,35 @@ class BundleManifest(BaseModel):
         bad = {k: v for k, v in self.thresholds.items() if not (0.0 <= v <= 1.0) or math.isnan(v)}
         if bad:
             raise ValueError(f"thresholds must lie in [0, 1]: {bad}")
+        unknown = sorted(set(self.calibration.per_label) - set(self.labels))
+        if unknown:
+            raise ValueError(f"calibration.per_label names findings the model lacks: {unknown}")
         return self
+
+    def probabilities(self, logits: torch.Tensor, *, calibrated: bool = True) -> torch.Tensor:
+        """The model's probabilities for (N, K) logits; ``calibrated=False`` gives the raw sigmoid/softmax."""
+        if not calibrated:
+            return probabilities(logits, 1.0, self.task)
+        per_label = self.calibration.per_label
+        columns = {i: per_label[label] for i, label in enumerate(self.labels) if label in per_label}
+        return probabilities(logits, self.calibration.temperature, self.task, columns)
+
+    def cautions(self, label: str) -> list[str]:
+        """What an analysis must say beside this finding: no local calibration, a site-check flag."""
+        found = []
+        if self.task == "multilabel" and not self.calibration.calibrated_for_site(label):
+            found.append(
+                "Not calibrated for this site: the probability and threshold come from the model's "
+                "training data (`sahay models calibrate`)."
+            )
+        flag = self.site_check.flagged.get(label) if self.site_check else None
+        if flag is not None and self.site_check is not None:
+            found.append(
+                f"Flagged by the site check of {self.site_check.date[:10]}: predicted positive in "
+                f"{flag.predicted_rate:.1%} of {self.site_check.images} local images, against "
+                f"{flag.reference_prevalence:.1%} in the training data."
+            )
+        return found
 
     def card(self) -> ModelCard:
         return ModelCard(
@@ -145,6 +311,13 @@ class BundleManifest(BaseModel):
             training_data=self.training_data,
             calibration_temperature=self.calibration.temperature,
             demonstration=self.demonstration,
+            weights_verified=self.weights.verified,
+            site_calibration=(
+                f"{self.calibration.site.method} on {self.calibration.site.data} "
+                f"({self.calibration.site.date[:10]})"
+                if self.calibration.site
+                else None
+            ),
         )
 
 
@@ -258,12 +431,16 @@ def save_bundle(
     return Bundle(path=folder, manifest=manifest)
 
 
+def with_manifest(bundle: Bundle, manifest: BundleManifest) -> Bundle:
+    """Rewrite an installed bundle's ``bundle.json`` (its weights stay as they are)."""
+    atomic_write_text(bundle.path / MANIFEST_NAME, manifest.model_dump_json(indent=2) + "\n")
+    return Bundle(path=bundle.path, manifest=manifest)
+
+
 def with_ood(bundle: Bundle, reference: OodReference) -> Bundle:
     """Store a new out-of-domain reference in an existing bundle (the reference file first)."""
     atomic_write_bytes(bundle.path / reference.spec.file, ood.to_bytes(reference))
-    manifest = bundle.manifest.model_copy(update={"ood": reference.spec})
-    atomic_write_text(bundle.path / MANIFEST_NAME, manifest.model_dump_json(indent=2) + "\n")
-    return Bundle(path=bundle.path, manifest=manifest)
+    return with_manifest(bundle, bundle.manifest.model_copy(update={"ood": reference.spec}))
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -7,19 +7,38 @@ pickled models; they are converted to plain state dicts before they enter a bund
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
 
 import torch
 import torchxrayvision as xrv
 
-from sahay.models.bundle import BundleManifest, Calibration, InputSpec, WeightsSpec
+from sahay.models.bundle import (
+    BundleManifest,
+    Calibration,
+    CardDetails,
+    FailureMode,
+    InputSpec,
+    PublishedPerformance,
+    ReferencePrevalence,
+    TrainingDataset,
+    WeightsSpec,
+)
 from sahay.models.providers.xrv import ARCHITECTURE
 
-# Upstream publishes no checksums. This sha256 and size of the "all" model were recorded
-# by independent downstream users of the v1 release; others are recorded on first download.
+# The GitHub releases publish no checksums. The same files are published on the Hugging Face Hub
+# (torchxrayvision/<model>), whose Git LFS pointers record each file's sha256 and size; the
+# sources are in _CHECKSUM_SOURCES. A release without one installs as "not verified".
 _KNOWN_SHA256 = {
     "densenet121-res224-all": ("56524913dd16a906422e8d8b66a7a5c46be1d82eb7ac012d8103776f1aa68899", 28382008),
+}
+_CHECKSUM_SOURCES = {
+    "densenet121-res224-all": "https://huggingface.co/torchxrayvision/densenet121-res224-all/commit/"
+    "20d9a08eaca067587bb3215aafcc9b2202b4904c (Git LFS pointer of model.pt)",
 }
 
 _TRAINING_DATA = {
@@ -63,7 +82,12 @@ class CatalogEntry:
         ]
 
     def manifest(self, source_sha256: str) -> BundleManifest:
+        """The bundle's manifest for weights made from a file of ``source_sha256``.
+
+        The weights count as verified only when that file's sha256 is a published one.
+        """
         labels = [self.raw_labels[i] for i in self.kept_outputs]
+        verified = self.sha256 is not None and source_sha256 == self.sha256
         dataset = self.xrv_key.rsplit("-", 1)[-1]
         return BundleManifest(
             name=self.name,
@@ -79,7 +103,13 @@ class CatalogEntry:
             training_data=_TRAINING_DATA.get(dataset, dataset),
             intended_use=INTENDED_USE,
             license="Apache-2.0 (TorchXRayVision); see the upstream datasets' terms for the weights",
-            weights=WeightsSpec(source_url=self.url, source_sha256=source_sha256),
+            weights=WeightsSpec(
+                source_url=self.url,
+                source_sha256=source_sha256,
+                verified=verified,
+                verified_by=_CHECKSUM_SOURCES.get(self.xrv_key) if verified else None,
+            ),
+            details=card_details(self.xrv_key, labels),
         )
 
     def convert(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -89,6 +119,72 @@ class CatalogEntry:
         converted["classifier.weight"] = state_dict["classifier.weight"][kept].clone()
         converted["classifier.bias"] = state_dict["classifier.bias"][kept].clone()
         return converted
+
+
+_CARDS = Path(__file__).parent / "cards"
+
+
+@cache
+def _card_sources() -> tuple[dict[str, Any], dict[str, Any]]:
+    card = json.loads((_CARDS / "xrv_card.json").read_text(encoding="utf-8"))
+    prevalence = json.loads((_CARDS / "xrv_prevalence.json").read_text(encoding="utf-8"))
+    return card, prevalence
+
+
+def card_details(xrv_key: str, labels: list[str]) -> CardDetails:
+    """The card of a TorchXRayVision release: cited failure modes, its data, its reference prevalence."""
+    from sahay.models.xrv_reference import MODEL_DATASETS, NOT_SHIPPED
+
+    card, prevalence = _card_sources()
+    names = MODEL_DATASETS.get(xrv_key, [])
+    datasets = []
+    for name in names:
+        mix = prevalence["datasets"][name]
+        views = ", ".join(f"{view} {share:.0%}" for view, share in mix.get("views", {}).items())
+        parts = [f"frontal views: {views}" if views else ""]
+        if "female" in mix:
+            parts.append(f"female {mix['female']:.0%}")
+        if "median_age" in mix:
+            parts.append(f"median age {mix['median_age']:g}")
+        datasets.append(
+            TrainingDataset(
+                name=card["datasets"][name]["name"],
+                images=mix["images"],
+                patients=mix.get("patients"),
+                mix="; ".join(p for p in parts if p),
+                source=card["datasets"][name]["source"],
+            )
+        )
+    reference = {
+        label: ReferencePrevalence(**entry)
+        for label, entry in prevalence["models"].get(xrv_key, {}).items()
+        if label in labels
+    }
+    missing = NOT_SHIPPED.get(xrv_key)
+    source = prevalence["method"] + (
+        f"; {missing} label tables are not shipped, so not counted" if missing else ""
+    )
+    return CardDetails(
+        not_intended_for=card["not_intended_for"],
+        expected_views=card["expected_views"],
+        training_datasets=datasets,
+        performance=[
+            PublishedPerformance(**{k: v for k, v in p.items() if k != "model"})
+            for p in card["performance"]
+            if p["model"] == xrv_key and p["label"] in labels
+        ],
+        failure_modes=[
+            FailureMode(
+                findings=[f for f in mode["findings"] if f in labels],
+                description=mode["description"],
+                source=mode["source"],
+            )
+            for mode in card["failure_modes"]
+            if not mode["findings"] or set(mode["findings"]) & set(labels)
+        ],
+        reference_prevalence=reference,
+        reference_prevalence_source=source,
+    )
 
 
 def catalog() -> dict[str, CatalogEntry]:

@@ -15,7 +15,7 @@ from sahay.models.ood import OodReference
 
 
 def metadata_problems(info: ImageInfo, manifest: BundleManifest, reference: OodReference | None) -> list[str]:
-    """Problems visible before running the model: modality, body part, colour."""
+    """Problems visible before running the model: modality, body part, view position, colour."""
     problems = []
     if manifest.modalities and info.modality and info.modality.upper() not in manifest.modalities:
         problems.append(
@@ -25,6 +25,12 @@ def metadata_problems(info: ImageInfo, manifest: BundleManifest, reference: OodR
     if manifest.body_part and info.body_part and info.body_part.upper() != manifest.body_part.upper():
         problems.append(
             f"its body part is {info.body_part}, but model {manifest.name} was made for {manifest.body_part}"
+        )
+    views = manifest.details.expected_views
+    if views and info.view_position and info.view_position.strip().upper() not in views:
+        problems.append(
+            f"its view position is {info.view_position}, but model {manifest.name} was made for "
+            f"{' and '.join(views)} views"
         )
     expects_grey = manifest.input.channels == 1 or (
         reference is not None and reference.spec.expects_greyscale

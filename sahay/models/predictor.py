@@ -18,7 +18,6 @@ from torch import nn
 
 from sahay.analysis import Finding
 from sahay.models.bundle import Bundle, BundleManifest
-from sahay.models.calibration import probabilities
 from sahay.models.ood import OodReference
 from sahay.models.preprocess import CropBox, preprocess
 from sahay.models.providers import get_provider
@@ -62,7 +61,7 @@ class Predictor:
         for start in range(0, len(prepared), batch_size):
             chunk = prepared[start : start + batch_size]
             logits, features = self.forward(torch.stack([tensor for tensor, _ in chunk]))
-            probs = probabilities(logits, self.manifest.calibration.temperature, self.manifest.task)
+            probs = self.manifest.probabilities(logits)
             for (tensor, box), row, vector, raw in zip(chunk, probs, features, logits, strict=True):
                 results.append(Prediction(self._findings(row), tensor, box, vector.numpy(), raw.numpy()))
         return results
@@ -77,7 +76,13 @@ class Predictor:
             # A multiclass model names one class per image; its thresholds are one-vs-rest, for reference.
             positive = index == top if manifest.task == "multiclass" else probability >= threshold
             findings.append(
-                Finding(label=label, probability=probability, threshold=threshold, positive=positive)
+                Finding(
+                    label=label,
+                    probability=probability,
+                    threshold=threshold,
+                    positive=positive,
+                    cautions=manifest.cautions(label),
+                )
             )
         return findings
 

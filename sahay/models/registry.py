@@ -177,7 +177,7 @@ def _import_weights_file(path: Path, settings: Settings, *, force: bool) -> Bund
 
 def _install_from_weights_file(entry: CatalogEntry, weights_file: Path, settings: Settings) -> Bundle:
     state = entry.convert(load_xrv_state_dict(weights_file))
-    manifest = entry.manifest(source_sha256=sha256_file(weights_file))
+    manifest = entry.manifest(source_sha256=sha256_file(weights_file))  # verified only if it matches
     settings.models_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=settings.models_dir, prefix=".install-"))
     try:
@@ -188,6 +188,36 @@ def _install_from_weights_file(entry: CatalogEntry, weights_file: Path, settings
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return load_bundle(destination)
+
+
+def verify_weights(name: str, sha256: str, *, source: str | None, settings: Settings) -> Bundle:
+    """Record that the user confirmed an installed model's weights against a published checksum."""
+    from datetime import UTC, datetime
+
+    from sahay.models.bundle import with_manifest
+
+    given = sha256.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", given):
+        raise BadInput(f"{sha256!r} is not a sha256 (64 hexadecimal digits)")
+    bundle = find_installed(name, settings)
+    if bundle is None:
+        raise ModelUnavailable(f"no installed model named {name!r}; `sahay models list` shows them")
+    bundle.verify()
+    weights = bundle.manifest.weights
+    recorded = weights.source_sha256 or weights.sha256
+    if given != recorded:
+        raise IntegrityError(
+            f"model {name}: its weights were made from a file with sha256 {recorded}, not {given}; "
+            "they are not the published file. Remove the model and install the published weights."
+        )
+    today = datetime.now(UTC).date().isoformat()
+    confirmed = weights.model_copy(
+        update={
+            "verified": True,
+            "verified_by": f"confirmed by the user on {today}" + (f" against {source}" if source else ""),
+        }
+    )
+    return with_manifest(bundle, bundle.manifest.model_copy(update={"weights": confirmed}))
 
 
 def _refuse_overwrite(destination: Path, force: bool) -> None:

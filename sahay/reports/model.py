@@ -60,6 +60,9 @@ class ReportFinding(BaseModel):
     positive: bool
     location: str | None = Field(default=None, description="where the model looked, in words")
     note_assessment: str | None = None
+    cautions: list[str] = Field(
+        default_factory=list, description="said beside the finding (site calibration)"
+    )
 
 
 class Technique(BaseModel):
@@ -72,6 +75,8 @@ class Technique(BaseModel):
     calibration_temperature: float
     calibrated: bool = Field(description="whether a calibration was fitted (temperature other than 1)")
     weights_sha256: str
+    weights_verified: bool | None = None
+    site_calibration: str | None = None
     explanation_method: str | None = None
     demonstration: bool = False
 
@@ -133,6 +138,7 @@ def build_report(
                 positive=decision.positive,
                 location=explanation.summary if explanation and decision.positive else None,
                 note_assessment=_STATUS_WORDS.get(assessments.get(decision.label, "")),
+                cautions=by_label[decision.label].cautions,
             )
         )
     recommendations, references = _recommendations(analysis.positive_findings)
@@ -155,6 +161,8 @@ def build_report(
             calibration_temperature=analysis.model.calibration_temperature,
             calibrated=analysis.model.calibration_temperature != 1.0,
             weights_sha256=analysis.model.weights_sha256,
+            weights_verified=analysis.model.weights_verified,
+            site_calibration=analysis.model.site_calibration,
             explanation_method=explained.method_title if explained else None,
             demonstration=analysis.model.demonstration,
         ),

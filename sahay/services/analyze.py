@@ -205,6 +205,8 @@ def classify(
             "an administrator can fit one from the model's training images (docs/models.md)."
         )
     warnings += manifest.limitations
+    if manifest.weights.unverified:
+        warnings.append(manifest.weights.unverified_notice(manifest.name))
     if manifest.calibration.method == "none":
         warnings.append(
             f"Model {manifest.name} has no fitted calibration: "

@@ -28,7 +28,9 @@ from sahay.models.bundle import (
     Bundle,
     BundleManifest,
     Calibration,
+    CardDetails,
     InputSpec,
+    ReferencePrevalence,
     WeightsSpec,
     load_bundle,
     save_bundle,
@@ -142,6 +144,15 @@ def build_demo_bundle(
         weights=WeightsSpec(),
         demonstration=True,
         ood=reference.spec,
+        details=CardDetails(
+            reference_prevalence={
+                label: ReferencePrevalence(
+                    prevalence=float(train_y[:, i].mean()), images=train_images, datasets=["synthetic"]
+                )
+                for i, label in enumerate(LABELS)
+            },
+            reference_prevalence_source=f"the {train_images} synthetic training images",
+        ),
     )
     return save_bundle(
         folder, manifest, model.state_dict(), extra_files={reference.spec.file: to_bytes(reference)}

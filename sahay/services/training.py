@@ -59,11 +59,14 @@ def evaluate(
     out: Path,
     split: str = "test",
     seed: int = 0,
+    by: str | None = None,
     settings: Settings | None = None,
     progress: Progress | None = None,
     **dataset_options: Any,
 ) -> dict[str, Any]:
-    """Score a model on a labelled split: metrics.json, ROC, PR, confusion and calibration plots."""
+    """Score a model on a labelled split: metrics.json, ROC, PR, confusion and calibration plots.
+
+    ``by`` adds metrics per subgroup (sex, age, view, manufacturer, site, or a CSV column)."""
     from sahay.training.evaluate import evaluate as run_evaluation
 
     def on_progress(stage: str, done: int, total: int) -> None:
@@ -75,6 +78,7 @@ def evaluate(
         out=out,
         split=split,
         seed=seed,
+        by=by,
         settings=settings,
         progress=on_progress,
         **dataset_options,

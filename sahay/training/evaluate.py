@@ -20,7 +20,6 @@ from sahay.datasets import LabelledDataset, load_dataset, scan_images
 from sahay.errors import BadInput
 from sahay.fileio import atomic_write_text, check_writable_folder
 from sahay.models.bundle import Bundle
-from sahay.models.calibration import probabilities
 from sahay.models.providers import get_provider
 from sahay.models.registry import find_bundle
 from sahay.training.inference import infer, truth_for_metrics
@@ -36,12 +35,14 @@ def evaluate(
     *,
     out: Path,
     split: str = "test",
+    by: str | None = None,
     settings: Settings | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     **dataset_options: Any,
 ) -> dict[str, Any]:
     """Score ``bundle_ref`` on one split of ``data``; write metrics.json and plots to ``out``.
 
+    ``by`` also scores each subgroup (``sahay.training.subgroups``) and flags those that do worse.
     ``dataset_options`` are passed to ``load_dataset`` (CSV columns, uncertain-label policy).
     """
     settings = settings or get_settings()
@@ -62,12 +63,26 @@ def evaluate(
     )
     truth = truth_for_metrics(targets, manifest.task)
     raw = torch.from_numpy(logits)
-    calibrated = probabilities(raw, manifest.calibration.temperature, manifest.task).numpy()
-    uncalibrated = probabilities(raw, 1.0, manifest.task).numpy()
+    calibrated = manifest.probabilities(raw).numpy()
+    uncalibrated = manifest.probabilities(raw, calibrated=False).numpy()
     thresholds = np.array([manifest.thresholds[label] for label in manifest.labels])
     metrics = compute_metrics(
         truth, calibrated, manifest.labels, manifest.task, thresholds, probs_uncalibrated=uncalibrated
     )
+    if by is not None:
+        if manifest.task != "multilabel":
+            raise BadInput("--by scores findings per subgroup, so it needs a multilabel model")
+        from sahay.training.subgroups import subgroup_metrics, subgroup_values
+
+        groups = subgroup_values(samples, by, settings)
+        metrics["subgroups"] = {
+            "by": by,
+            "groups": subgroup_metrics(truth, calibrated, manifest.labels, thresholds, groups, metrics),
+        }
+        flagged = [
+            f"{group}: {flag}" for group, e in metrics["subgroups"]["groups"].items() for flag in e["flags"]
+        ]
+        metrics.setdefault("warnings", []).extend(f"subgroup {flag}" for flag in flagged)
     metrics["model"] = {
         "name": manifest.name,
         "version": manifest.version,

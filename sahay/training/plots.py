@@ -25,7 +25,7 @@ _DPI = 110
 _SKIPPED = "skipped: one class present"
 
 
-def _new_figure(width: float = 6.0, height: float = 5.0) -> Figure:
+def new_figure(width: float = 6.0, height: float = 5.0) -> Figure:
     figure = Figure(figsize=(width, height), dpi=_DPI)
     FigureCanvasAgg(figure)
     return figure
@@ -47,7 +47,7 @@ def plot_roc(
     y_true: ArrayLike, probs: ArrayLike, labels: Sequence[str], task: Task, path: Path | str
 ) -> Path:
     """ROC curve per label (one-vs-rest for multiclass), AUROC in the legend, chance diagonal."""
-    figure = _new_figure()
+    figure = new_figure()
     ax = figure.subplots()
     for label, column in zip(labels, label_columns(y_true, probs, task), strict=True):
         if not column.has_both_classes:
@@ -63,7 +63,7 @@ def plot_roc(
 
 def plot_pr(y_true: ArrayLike, probs: ArrayLike, labels: Sequence[str], task: Task, path: Path | str) -> Path:
     """Precision-recall curve per label (one-vs-rest for multiclass), average precision in the legend."""
-    figure = _new_figure()
+    figure = new_figure()
     ax = figure.subplots()
     for label, column in zip(labels, label_columns(y_true, probs, task), strict=True):
         if not column.has_both_classes:
@@ -102,7 +102,7 @@ def plot_confusion(metrics_confusion: Mapping[str, Any], path: Path | str) -> Pa
     if _is_multiclass_confusion(metrics_confusion):
         labels = list(metrics_confusion["labels"])
         size = max(5.0, 0.6 * len(labels) + 3)
-        figure = _new_figure(size, size)
+        figure = new_figure(size, size)
         ax = figure.subplots()
         _draw_counts(ax, np.asarray(metrics_confusion["matrix"], dtype=int), labels, fontsize=9)
         ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix")
@@ -112,7 +112,7 @@ def plot_confusion(metrics_confusion: Mapping[str, Any], path: Path | str) -> Pa
         raise ValueError("metrics_confusion holds no labels: pass compute_metrics(...)['confusion_matrix']")
     n_cols = math.ceil(math.sqrt(len(metrics_confusion)))
     n_rows = math.ceil(len(metrics_confusion) / n_cols)
-    figure = _new_figure(3.0 * n_cols + 1, 3.0 * n_rows + 0.6)
+    figure = new_figure(3.0 * n_cols + 1, 3.0 * n_rows + 0.6)
     axes = np.atleast_1d(figure.subplots(n_rows, n_cols)).ravel()
     for ax, (label, matrix) in zip(axes, metrics_confusion.items(), strict=False):
         _draw_counts(ax, np.asarray(matrix, dtype=int), ["neg", "pos"], fontsize=11)
@@ -131,17 +131,19 @@ def plot_calibration(
     path: Path | str,
     *,
     probs_uncalibrated: ArrayLike | None = None,
+    names: tuple[str, str] = ("uncalibrated", "calibrated"),
+    title: str = "Calibration",
 ) -> Path:
     """Reliability diagram: observed accuracy against confidence per bin, ECE in the legend.
 
-    Both curves are drawn when ``probs_uncalibrated`` is given. A lower panel shows how many
-    predictions fall in each bin.
+    Both curves are drawn when ``probs_uncalibrated`` is given; ``names`` label the two. A lower
+    panel shows how many predictions fall in each bin.
     """
-    figure = _new_figure(6.0, 6.0)
+    figure = new_figure(6.0, 6.0)
     curve_ax, count_ax = figure.subplots(2, 1, sharex=True, height_ratios=[3, 1])
-    curves: list[tuple[str, ArrayLike]] = [("calibrated", probs)]
+    curves: list[tuple[str, ArrayLike]] = [(names[1], probs)]
     if probs_uncalibrated is not None:
-        curves.insert(0, ("uncalibrated", probs_uncalibrated))
+        curves.insert(0, (names[0], probs_uncalibrated))
     for name, values in curves:
         curve = reliability_curve(y_true, values, task)
         filled = curve.count > 0
@@ -157,7 +159,7 @@ def plot_calibration(
     curve_ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="perfect calibration")
     confidence = "predicted probability" if task == "multilabel" else "confidence (top-class probability)"
     observed = "observed frequency" if task == "multilabel" else "observed accuracy"
-    curve_ax.set(xlim=(0, 1), ylim=(0, 1.02), ylabel=observed, title="Calibration")
+    curve_ax.set(xlim=(0, 1), ylim=(0, 1.02), ylabel=observed, title=title)
     curve_ax.legend(loc="upper left", fontsize="small")
     count_ax.set(xlabel=confidence, ylabel="count")
     figure.tight_layout()

@@ -53,8 +53,10 @@ from sahay.models.bundle import (
     Bundle,
     BundleManifest,
     Calibration,
+    CardDetails,
     DatasetRef,
     InputSpec,
+    ReferencePrevalence,
     WeightsSpec,
     load_bundle,
     save_bundle,
@@ -429,6 +431,10 @@ class _Run:
                 manifest=DATASET_MANIFEST, fingerprint=self.scan.fingerprint, files=len(self.scan.manifest)
             ),
             limitations=limitations,
+            details=CardDetails(
+                reference_prevalence=self._training_prevalence(labels),
+                reference_prevalence_source=f"the training split of {data.name}, counted when it was trained",
+            ),
         )
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
@@ -447,6 +453,19 @@ class _Run:
 
     def _greyscale(self) -> bool:
         return trained_on_greyscale(self.scan)
+
+    def _training_prevalence(self, labels: list[str]) -> dict[str, ReferencePrevalence]:
+        """Each label's share of the readable training images, for `sahay models check-site`."""
+        samples = self.scan.readable["train"]
+        if not samples:
+            return {}
+        positives = np.nansum(np.stack([sample.target for sample in samples]), axis=0)
+        return {
+            label: ReferencePrevalence(
+                prevalence=float(count / len(samples)), images=len(samples), datasets=[self.dataset.root.name]
+            )
+            for label, count in zip(labels, positives, strict=True)
+        }
 
 
 def trained_on_greyscale(scan: ScanReport) -> bool:

@@ -147,6 +147,7 @@ TABLE: dict[RouteKey, Probe] = {
     # user's, only an administrator.
     ("PUT", f"{USER}/password"): Probe("admin", ok=204, body=_password),
     ("GET", f"{API}/models"): Probe("user"),
+    ("GET", f"{API}/models/{{name}}/card"): Probe("user"),
     ("GET", f"{API}/capabilities"): Probe("user"),
     ("POST", f"{API}/analyses"): Probe("user", ok=201, body=_upload),
     ("GET", f"{API}/analyses"): Probe("user", body=lambda sweep: {"params": {"limit": 5}}),
@@ -182,7 +183,7 @@ if (WEB_DIR / "index.html").is_file():
 
 # Read from an app that is built but not started: building touches no disk.
 ROUTES = sorted(app_routes(create_app(make_settings(Path("/nonexistent-sahay-home")))))
-PATH_VALUES = {"label": "synthetic_disc", "report_format": "html"}
+PATH_VALUES = {"label": "synthetic_disc", "report_format": "html", "name": DEMO}
 
 
 def _probe(route: RouteKey) -> Probe:

@@ -68,3 +68,20 @@ def test_capabilities_name_every_registry_entry(world: World, alice: Account) ->
 
 def test_capabilities_need_a_token(world: World) -> None:
     assert world.client.get(f"{API}/capabilities").status_code == 401
+
+
+def test_the_card_of_an_installed_model(world: World, alice: Account) -> None:
+    response = world.client.get(f"{API}/models/{DEMO}/card", headers=alice.headers)
+    assert response.status_code == 200
+    card = response.json()
+    assert card["name"] == DEMO and card["demonstration"] is True
+    assert card["calibration"].startswith("temperature")
+    assert card["weights"].startswith("trained by Sahay; sha256 ")
+    assert card["weights_verified"] is None and card["site_check"] is None
+
+
+def test_a_card_is_only_for_an_installed_name(world: World, alice: Account) -> None:
+    for name in ("no-such-model", "..%2F..%2Fetc"):
+        response = world.client.get(f"{API}/models/{name}/card", headers=alice.headers)
+        assert response.status_code == 404, name
+        assert "Traceback" not in response.text

@@ -1,7 +1,7 @@
 // The result of one analysis: its heading and warnings, then each part (findings, viewer, notes,
 // chat, reports, similar cases) drawn by its own module.
 
-import { getAnalysis } from "./api.js";
+import { getAnalysis, getJSON } from "./api.js";
 import { clearChat, renderChat } from "./chat.js";
 import { $, el } from "./dom.js";
 import { renderFindings, sortedFindings } from "./findings.js";
@@ -77,4 +77,41 @@ function renderHeading(analysis) {
   warnings.replaceChildren(...others.map((n) => el("li", { dataset: { kind: n.kind } }, n.text)));
   warnings.hidden = others.length === 0;
   $("decision-rule").textContent = analysis.statement.rule_text;
+  renderCard(model.name);
+}
+
+/** The model's card, fetched when the reader opens it: what it is (not) for, its evidence, its
+ * known failure modes with their sources, its calibration and the state of its weights. */
+function renderCard(name) {
+  const details = $("model-card");
+  details.open = false;
+  $("model-card-title").textContent = `Model card: ${name}`;
+  const body = $("model-card-body");
+  body.replaceChildren();
+  details.ontoggle = async () => {
+    if (!details.open || body.childElementCount) return;
+    try {
+      const card = await getJSON(`models/${encodeURIComponent(name)}/card`);
+      body.replaceChildren(
+        el("p", {}, `Intended use: ${card.intended_use}`),
+        list("Not for", card.not_intended_for),
+        el("p", {}, `Calibration: ${card.calibration}`),
+        el("p", {}, `Weights: ${card.weights}`),
+        list(
+          "Known failure modes",
+          card.failure_modes.map(
+            (m) => `${m.findings.length ? m.findings.join(", ") : "Every finding"}: ${m.description} (${m.source.title})`,
+          ),
+        ),
+        list("Limitations", card.limitations),
+      );
+    } catch (error) {
+      body.replaceChildren(el("p", {}, "The card could not be loaded (the model may have been removed)."));
+    }
+  };
+}
+
+function list(title, items) {
+  if (!items || !items.length) return "";
+  return el("div", {}, el("h4", {}, title), el("ul", {}, ...items.map((item) => el("li", {}, item))));
 }

@@ -57,10 +57,23 @@ function findingRow(finding, task) {
   return el(
     "tr",
     { class: kind, dataset: { label: finding.label } },
-    el("th", { scope: "row" }, breakable(finding.label)),
+    el("th", { scope: "row" }, breakable(finding.label), cautionList(finding.cautions || [])),
     el("td", {}, el("div", { class: "prob" }, el("span", { class: "prob-value" }, percent(finding.probability)), bar)),
     el("td", {}, multiclass ? "top class" : thresholdPercent(finding.threshold)),
     el("td", {}, el("span", { class: `result-badge ${kind}` }, finding.positive ? "Positive" : "Negative")),
     el("td", {}, mapButton),
+  );
+}
+
+/** What the analysis says beside this finding (no site calibration, a site-check flag), in words. */
+function cautionList(cautions) {
+  if (!cautions.length) return "";
+  return el(
+    "ul",
+    { class: "cautions" },
+    ...cautions.map((text) =>
+      el("li", { title: text }, text.startsWith("Flagged") ? "Site check: flagged" : "Not calibrated for this site",
+        el("span", { class: "visually-hidden" }, `: ${text}`)),
+    ),
   );
 }
