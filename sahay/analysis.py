@@ -198,6 +198,21 @@ class ImageInfo(BaseModel):
     )
 
 
+class Source(BaseModel):
+    """A citation: every number or recommendation Sahay prints carries one."""
+
+    title: str
+    url: str
+
+
+class KnownFailure(BaseModel):
+    """A known failure mode of a model, from its card, with its source."""
+
+    findings: list[str] = Field(description="the findings it concerns; empty means every finding")
+    description: str
+    source: Source
+
+
 class ModelCard(BaseModel):
     """The parts of a bundle's card that travel with every result."""
 
@@ -216,6 +231,10 @@ class ModelCard(BaseModel):
         default=None, description="False: third-party weights not checked against a published checksum"
     )
     site_calibration: str | None = Field(default=None, description="the site calibration in use, in words")
+    not_intended_for: list[str] = Field(default_factory=list)
+    failure_modes: list[KnownFailure] = Field(
+        default_factory=list, description="the card's known failure modes, each with its source"
+    )
 
 
 Side = Literal["right", "left", "midline"]
@@ -289,13 +308,6 @@ Assessment = Literal["concordant-positive", "concordant-negative", "image-only",
 EvidenceStatus = Literal[
     "affirmed", "negated", "uncertain", "historical", "resolved", "family", "hypothetical", "suggested"
 ]
-
-
-class Source(BaseModel):
-    """A citation: every number or recommendation Sahay prints carries one."""
-
-    title: str
-    url: str
 
 
 class NoteEvidence(BaseModel):

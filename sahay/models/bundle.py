@@ -22,7 +22,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from torch import nn
 
-from sahay.analysis import ModelCard, Task
+from sahay.analysis import KnownFailure, ModelCard, Source, Task
 from sahay.errors import BadInput, IntegrityError, ModelUnavailable
 from sahay.fileio import atomic_write_bytes, atomic_write_text, sha256_file
 from sahay.models import ood
@@ -312,6 +312,15 @@ class BundleManifest(BaseModel):
             calibration_temperature=self.calibration.temperature,
             demonstration=self.demonstration,
             weights_verified=self.weights.verified,
+            not_intended_for=self.details.not_intended_for,
+            failure_modes=[
+                KnownFailure(
+                    findings=mode.findings,
+                    description=mode.description,
+                    source=Source(title=mode.source.title, url=mode.source.url),
+                )
+                for mode in self.details.failure_modes
+            ],
             site_calibration=(
                 f"{self.calibration.site.method} on {self.calibration.site.data} "
                 f"({self.calibration.site.date[:10]})"

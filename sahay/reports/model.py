@@ -77,6 +77,10 @@ class Technique(BaseModel):
     weights_sha256: str
     weights_verified: bool | None = None
     site_calibration: str | None = None
+    not_intended_for: list[str] = Field(default_factory=list)
+    failure_modes: list[str] = Field(
+        default_factory=list, description="the card's known failure modes, each ending with its source"
+    )
     explanation_method: str | None = None
     demonstration: bool = False
 
@@ -163,6 +167,12 @@ def build_report(
             weights_sha256=analysis.model.weights_sha256,
             weights_verified=analysis.model.weights_verified,
             site_calibration=analysis.model.site_calibration,
+            not_intended_for=analysis.model.not_intended_for,
+            failure_modes=[
+                f"{', '.join(m.findings) or 'Every finding'}: {m.description} "
+                f"({m.source.title}, {m.source.url})"
+                for m in analysis.model.failure_modes
+            ],
             explanation_method=explained.method_title if explained else None,
             demonstration=analysis.model.demonstration,
         ),

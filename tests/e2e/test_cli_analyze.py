@@ -275,10 +275,13 @@ def test_models_commands(settings: Settings, demo_bundle_dir: Path, capsys) -> N
     assert code == 0 and DEMO in stdout
     code, stdout, _ = run_cli(capsys, "models", "list")
     assert code == 0 and DEMO in stdout and "(demo)" in stdout
-    code, stdout, _ = run_cli(capsys, "models", "info", DEMO)
+    code, stdout, _ = run_cli(capsys, "models", "info", DEMO, "--json")
     assert code == 0
     card = json.loads(stdout)
     assert card["demonstration"] is True and card["calibration"]["method"] == "temperature-scaling"
+    code, stdout, _ = run_cli(capsys, "models", "info", DEMO)
+    assert code == 0 and "(demonstration)" in stdout and "Intended use: Demonstration" in stdout
+    assert "Calibration: temperature" in stdout and "Weights: trained by Sahay" in stdout
     code, stdout, _ = run_cli(capsys, "models", "list", "--available")
     assert code == 0 and "xrv-densenet121-res224-all" in stdout
     code, _, stderr = run_cli(capsys, "models", "info", "absent")

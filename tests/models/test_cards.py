@@ -46,6 +46,14 @@ def test_a_release_file_with_no_published_checksum_is_marked_unverified_everywhe
     # Pulled models are not calibrated to the site: each finding says so beside it.
     assert all(any("Not calibrated for this site" in c for c in f.cautions) for f in analysis.findings)
 
+    from sahay.reports.html import render_html
+    from sahay.reports.model import build_report
+
+    html = render_html(build_report(analysis))
+    assert "weights not verified against a published checksum" in html
+    assert "Appendix: the model&#39;s card" in html or "Appendix: the model's card" in html
+    assert "Hidden stratification" in html and "Not calibrated for this site" in html
+
 
 def test_verify_accepts_only_the_sha256_of_the_installed_file(
     unverified_nih: Settings, xrv_release_dir: Path, capsys: pytest.CaptureFixture[str]

@@ -408,6 +408,10 @@ def test_a_refused_image_clears_the_old_result_and_can_be_analysed_anyway(
     for notice in statement["notices"]:
         assert " ".join(notice["text"].split()) in shown, notice["kind"]
     expect(page.locator("#decision-rule")).to_have_text(statement["rule_text"])
+    # The model's card opens beside the findings, from GET /models/{name}/card.
+    page.click("#model-card summary")
+    expect(page.locator("#model-card-body")).to_contain_text("Intended use: Demonstration")
+    expect(page.locator("#model-card-body")).to_contain_text("Weights: trained by Sahay")
     positives = page.locator("#findings tbody tr.positive th").all_inner_texts()
     assert sorted(positives) == sorted(d["display"] for d in statement["positives"])
     with session_scope(server.settings) as session:
