@@ -6,7 +6,7 @@ labels carry 15 % noise, so the model's near-0/1 probabilities are wrong at this
 of `sahay models calibrate` is fitted on 70 % of the patients and measured on the held-back 30 %.
 A second part runs `sahay models check-site` on a site where one finding never occurs.
 
-    .venv/bin/python -m bench.site_calibration [--images 600] [--write docs/benchmarks.md]
+    .venv/bin/python -m bench.site_calibration [--images 1000] [--write docs/benchmarks.md]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def _write_site(root: Path, count: int, noise: float, seed: int, stripes: bool |
     rows = []
     for index in range(count):
         stripe = bool((index // 2) % 2) if stripes is None else stripes
-        image = make_image(rng, 96, disc=bool(index % 2), stripes=stripe)
+        image = make_image(rng, 224, disc=bool(index % 2), stripes=stripe)
         name = f"img-{index:04d}.png"
         Image.fromarray(np.round(image.pixels * 255).astype(np.uint8)).save(root / "images" / name)
         labels = np.where(rng.random(len(LABELS)) < noise, 1 - image.targets, image.targets)
@@ -54,7 +54,7 @@ def _write_site(root: Path, count: int, noise: float, seed: int, stripes: bool |
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--images", type=int, default=600)
+    parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--noise", type=float, default=0.15)
     parser.add_argument("--write", type=Path, help="replace the 'site calibration' section of this file")
     args = parser.parse_args()
@@ -101,7 +101,6 @@ def main() -> None:
             data,
             as_name=f"site-{method}",
             method=method,
-            target_sensitivity=0.9,
             settings=settings,
         )  # type: ignore[arg-type]
         seconds = time.perf_counter() - start
@@ -118,7 +117,8 @@ def main() -> None:
         f"As installed, the mean sensitivity / specificity at the model's own thresholds was "
         f"{np.mean([b['sensitivity'] for b in before]):.2f} / "
         f"{np.mean([b['specificity'] for b in before]):.2f}; "
-        "the recalibrated thresholds aim at sensitivity 0.90 on the fitting part.",
+        "the recalibrated thresholds maximise Youden's J on the fitting part (the default). "
+        "With 15 % label noise no threshold reaches much above 0.85 for both.",
     ]
     shifted = work / "shifted"
     _write_site(shifted, 60, 0.0, seed=5, stripes=False)

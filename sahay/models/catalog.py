@@ -33,12 +33,33 @@ from sahay.models.providers.xrv import ARCHITECTURE
 # The GitHub releases publish no checksums. The same files are published on the Hugging Face Hub
 # (torchxrayvision/<model>), whose Git LFS pointers record each file's sha256 and size; the
 # sources are in _CHECKSUM_SOURCES. A release without one installs as "not verified".
-_KNOWN_SHA256 = {
-    "densenet121-res224-all": ("56524913dd16a906422e8d8b66a7a5c46be1d82eb7ac012d8103776f1aa68899", 28382008),
+_HUB = "https://huggingface.co/torchxrayvision/densenet121-res224-{}/commit/{} (Git LFS pointer of model.pt)"
+_PUBLISHED = {
+    "all": (
+        "56524913dd16a906422e8d8b66a7a5c46be1d82eb7ac012d8103776f1aa68899",
+        28382008,
+        "20d9a08eaca067587bb3215aafcc9b2202b4904c",
+    ),
+    "pc": (
+        "a9148ef62ae4e7a31a9bed8cef22811f39681cd61e4390398936efc6280af521",
+        28381804,
+        "5fd7f7ace36101dfbe4a3304932630dd3965a816",
+    ),
+    "rsna": (
+        "906a59f48cf09638b745d66848a6c6f9d741368c66244717a81207329d140268",
+        28381974,
+        "99f966ef7574e9884af632cc68906455f802d407",
+    ),
+    "mimic_ch": (
+        "23b13a04459684ffa41247d068207a7657b4e1b4dec2b02431f5026bd75b1189",
+        28382012,
+        "132a5ee9f88ecd77b8f39f27b70a66b98976187d",
+    ),
 }
+# nih, chex and mimic_nb: no published checksum was found; they install as "not verified".
+_KNOWN_SHA256 = {f"densenet121-res224-{key}": (sha, size) for key, (sha, size, _) in _PUBLISHED.items()}
 _CHECKSUM_SOURCES = {
-    "densenet121-res224-all": "https://huggingface.co/torchxrayvision/densenet121-res224-all/commit/"
-    "20d9a08eaca067587bb3215aafcc9b2202b4904c (Git LFS pointer of model.pt)",
+    f"densenet121-res224-{key}": _HUB.format(key, commit) for key, (_, _, commit) in _PUBLISHED.items()
 }
 
 _TRAINING_DATA = {

@@ -100,6 +100,11 @@ def test_every_finding_of_the_chest_model_has_a_cited_failure_mode_and_a_referen
         "RSNA Pneumonia Challenge",
     ]
     assert "MIMIC-CXR" in details.reference_prevalence_source  # what could not be counted is said
+    # Published AUROCs, cited: TorchXRayVision's BENCHMARKS.md, e.g. Cardiomegaly 0.93 on PadChest.
+    published = {(p.label, p.dataset): p for p in details.performance}
+    assert published[("Cardiomegaly", "PadChest (in training)")].value == 0.93
+    assert all("BENCHMARKS.md" in p.source.url for p in details.performance)
+    assert {p.label for p in details.performance} <= set(manifest.labels)
 
 
 def test_the_shipped_prevalence_is_what_the_label_tables_give() -> None:
