@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from sahay.about import __version__
-from sahay.cli import admin, analyze, backup, cases, chat, models, notes, pacs, reports, train
+from sahay.cli import admin, analyze, backup, batch, cases, chat, models, notes, pacs, reports, train
 from sahay.cli.common import err, escape, out
 from sahay.errors import SahayError
 from sahay.fileio import PRIVATE_UMASK
@@ -44,6 +44,7 @@ def version() -> None:
 
 
 app.command("analyze")(analyze.analyze)
+app.command("batch")(batch.batch_command)
 app.command("demo")(analyze.demo)
 app.command("notes")(notes.notes_command)
 app.command("chat", epilog=chat.CHAT_EPILOG)(chat.chat_command)

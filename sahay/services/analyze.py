@@ -176,11 +176,13 @@ def classify(
     force: bool = False,
     notes: NoteReading | None = None,
     model_choice: list[str] | None = None,
+    prediction: Prediction | None = None,
 ) -> tuple[Analysis, Prediction]:
     """Check that the image suits the model, predict, and build the Analysis (no files, no explanations).
 
     Raises ``OutOfDomain`` for an image the model was not made for, unless ``force``.
-    ``model_choice`` holds the sentences that explain how the model was picked.
+    ``model_choice`` holds the sentences that explain how the model was picked. ``prediction`` is
+    the image's prediction when the caller made it already (in a batch).
     """
     from sahay.analysis import DEMONSTRATION_NOTICE, Analysis, FieldOfView
     from sahay.models.domain import assess, metadata_problems
@@ -190,7 +192,7 @@ def classify(
     problems = metadata_problems(image.info, manifest, predictor.ood)
     if problems and not force:
         raise _refusal(image.info.filename, problems)
-    prediction = predictor.predict([image.pixels])[0]
+    prediction = prediction or predictor.predict([image.pixels])[0]
     quality = assess(image.info, manifest, predictor.ood, prediction.features, problems)
     if quality.in_domain is False and not force:
         raise _refusal(image.info.filename, quality.checks)
