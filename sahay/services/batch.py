@@ -4,7 +4,7 @@ Images are decoded by a pool of threads, ``batch_size`` at a time, and classifie
 loaded model; each result is appended to the results file at once, so an interrupted run loses
 nothing and a rerun skips the images already done. A file that cannot be read, or that the model
 was not made for, is a row with its reason; it never stops the batch. Memory holds one chunk of
-images at a time, whatever the input's size.
+images at a time (two while the next decodes), whatever the input's size.
 
 At the end the rows are ranked for triage, most urgent first: an image's score is the highest
 ``weight x probability`` over its positive findings (weights default to 1, ``--weights`` changes
@@ -132,9 +132,14 @@ def run_batch(
     positives = Counter[str]()
     started = time.perf_counter()
     analysed = 0
+    chunks = list(_chunks(todo, options.batch_size * 2))
     with ThreadPoolExecutor(max_workers=options.workers) as pool:
-        for chunk in _chunks(todo, options.batch_size * 2):
-            images = list(pool.map(lambda p: _read(p, settings), chunk))
+        reading = [pool.submit(_read, path, settings) for path in chunks[0]] if chunks else []
+        for number, chunk in enumerate(chunks):
+            images = [future.result() for future in reading]
+            # The next chunk decodes while the model runs on this one; at most two chunks in memory.
+            following = chunks[number + 1] if number + 1 < len(chunks) else []
+            reading = [pool.submit(_read, path, settings) for path in following]
             if predictor is None:
                 predictor = _load(options, images, settings)
                 labels = list(predictor.manifest.labels)
