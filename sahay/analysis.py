@@ -267,6 +267,11 @@ class Faithfulness(BaseModel):
     insertion_auc: float = Field(description="higher is better: the probability comes back fast")
     score: float = Field(description="insertion_auc - deletion_auc, in [-1, 1]; higher is more faithful")
     steps: int
+    informative: bool = Field(
+        default=True,
+        description="False when blurring the whole image moves the probability by less than 0.05 "
+        "(a saturated output): the score then says nothing about the map",
+    )
 
 
 class Explanation(BaseModel):

@@ -13,6 +13,7 @@ from sahay.services import capabilities
 from sahay.services.analyze import (
     DEFAULT_METHOD,
     DEFAULT_OPACITY,
+    DEFAULT_TOP_K,
     AnalyzeRequest,
     Budget,
     ExplainOptions,
@@ -55,9 +56,19 @@ def analyze(
             "--faithfulness/--no-faithfulness", help="Score each map by deletion and insertion curves."
         ),
     ] = True,
+    top_k: Annotated[
+        int,
+        typer.Option(
+            "--top-k", min=1, help="Explain at most this many findings, most probable positives first."
+        ),
+    ] = DEFAULT_TOP_K,
     overlay_opacity: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Opacity of the heatmap where attribution is highest.")
     ] = DEFAULT_OPACITY,
+    full_resolution: Annotated[
+        bool,
+        typer.Option("--full-resolution", help="Write overlays at the image's resolution (default 1024 px)."),
+    ] = False,
     keep_identifiers: Annotated[
         bool, typer.Option("--keep-identifiers", help="Keep patient and study identifiers in the result.")
     ] = False,
@@ -80,9 +91,11 @@ def analyze(
             budget=Budget(max_evaluations=explain_budget),
             faithfulness=faithfulness,
             opacity=overlay_opacity,
+            top_k=top_k,
         ),
         keep_identifiers=keep_identifiers,
         force=force,
+        full_resolution=full_resolution,
     )
     with progress_display() as progress:
         analysis = run_analysis(request, progress=progress)
@@ -147,7 +160,9 @@ def _print_explanations(analysis: Analysis) -> None:
             continue
         score = explanation.faithfulness
         faithfulness = "faithfulness not scored"
-        if score:  # rounded first: -0.004 would print as "-0.00"
+        if score and not score.informative:
+            faithfulness = "faithfulness not informative: the output is saturated"
+        elif score:  # rounded first: -0.004 would print as "-0.00"
             faithfulness = f"faithfulness {round(score.score, 2) + 0.0:+.2f}"
         out.print(
             f"{escape(explanation.summary)} [dim]({faithfulness}; {escape(explanation.overlay_png)})[/]"

@@ -37,6 +37,11 @@ def evaluations_needed(labels: int, steps: int = DEFAULT_STEPS) -> int:
     return 2 + labels * 2 * (steps - 1)
 
 
+MIN_INFORMATIVE_SPAN = 0.05
+"""When the whole image blurred moves the probability less than this, the output is saturated
+and deletion and insertion curves are flat whatever the map: the score is not informative."""
+
+
 def deletion_insertion(
     model: nn.Module,
     input_tensor: torch.Tensor,
@@ -75,6 +80,7 @@ def deletion_insertion(
             insertion_auc=insertion_auc,
             score=insertion_auc - deletion_auc,
             steps=steps,
+            informative=abs(float(column[0]) - float(column[1])) >= MIN_INFORMATIVE_SPAN,
         )
     return results
 

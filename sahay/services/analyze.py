@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from sahay.errors import BadInput, OutOfDomain
 from sahay.explain.methods import get_method
-from sahay.explain.options import DEFAULT_METHOD, DEFAULT_OPACITY, Budget, ExplainOptions
+from sahay.explain.options import DEFAULT_METHOD, DEFAULT_OPACITY, DEFAULT_TOP_K, Budget, ExplainOptions
 from sahay.fileio import atomic_write_text, check_input_file, check_writable_folder
 from sahay.progress import Progress, counter, report
 from sahay.statement import FORCED_PREFIX
@@ -36,8 +36,11 @@ if TYPE_CHECKING:
     from sahay.models.predictor import Prediction, Predictor
 
 HEATMAP_DIR = "heatmaps"
-TOP_K_WHEN_NONE_POSITIVE = 3
 ANALYSIS_FILE = "analysis.json"
+
+OVERLAY_MAX_SIDE = 1024
+"""Overlays are written at display size (the image's long side at most this) unless full resolution is
+asked for: PNG-encoding full-resolution overlays of a 2k film took a third of an analysis."""
 
 MIN_IMAGE_SIDE = 16
 """Smaller images hold too little to classify; models would still answer, confidently."""
@@ -46,6 +49,7 @@ DEFAULT_OUT_ROOT = Path("sahay-out")
 __all__ = [
     "DEFAULT_METHOD",
     "DEFAULT_OPACITY",
+    "DEFAULT_TOP_K",
     "AnalyzeRequest",
     "Budget",
     "ExplainOptions",
@@ -75,6 +79,8 @@ class AnalyzeRequest:
     keep_identifiers: bool = False
     force: bool = False
     """Analyse an image the model was not made for, with a warning, instead of refusing it."""
+    full_resolution: bool = False
+    """Write overlays at the image's own resolution instead of display size."""
 
     def check(self) -> None:
         """Refuse what can be refused before anything heavy loads: the method, the file, the folder."""
@@ -161,11 +167,12 @@ def run_analysis(
             predictor,
             prediction,
             image,
-            heatmap_targets(analysis.findings),
+            heatmap_targets(analysis.findings, options.top_k),
             options,
             counter(progress, f"explaining ({options.method})", unit="evaluations"),
         )
-    _write_outputs(analysis, image, explained, predictor, request.out_dir, options.opacity)
+    max_side = None if request.full_resolution else OVERLAY_MAX_SIDE
+    _write_outputs(analysis, image, explained, predictor, request.out_dir, options.opacity, max_side)
     return analysis
 
 
@@ -248,13 +255,12 @@ def default_out_dir(image_path: str | os.PathLike[str]) -> Path:
     return DEFAULT_OUT_ROOT / Path(image_path).stem
 
 
-def heatmap_targets(findings: list[Finding]) -> list[int]:
-    """Indices of the positive findings, or of the top three when none is positive."""
-    positive = [i for i, f in enumerate(findings) if f.positive]
-    if positive:
-        return positive
+def heatmap_targets(findings: list[Finding], top_k: int = DEFAULT_TOP_K) -> list[int]:
+    """Indices of the ``top_k`` most probable positive findings, or of the ``top_k`` most probable
+    findings when none is positive; in the model's label order, so files and tests are stable."""
     ranked = sorted(range(len(findings)), key=lambda i: findings[i].probability, reverse=True)
-    return ranked[:TOP_K_WHEN_NONE_POSITIVE]
+    positive = [i for i in ranked if findings[i].positive]
+    return sorted((positive or ranked)[:top_k])
 
 
 def _write_outputs(
@@ -264,6 +270,7 @@ def _write_outputs(
     predictor: Predictor,
     out: Path,
     opacity: float,
+    max_side: int | None = OVERLAY_MAX_SIDE,
 ) -> None:
     """Stage every file first and move them in last, so a failure leaves nothing half-written.
 
@@ -277,7 +284,7 @@ def _write_outputs(
         raise BadInput(f"cannot write results to {out} ({exc.strerror or exc}).") from exc
     try:
         if explained is not None:
-            _stage_explanations(analysis, image, explained, predictor, staging, opacity)
+            _stage_explanations(analysis, image, explained, predictor, staging, opacity, max_side)
         (out / ANALYSIS_FILE).unlink(missing_ok=True)
         shutil.rmtree(out / HEATMAP_DIR, ignore_errors=True)
         if explained is not None:
@@ -296,6 +303,7 @@ def _stage_explanations(
     predictor: Predictor,
     staging: Path,
     opacity: float,
+    max_side: int | None,
 ) -> None:
     import numpy as np
 
@@ -308,18 +316,19 @@ def _stage_explanations(
     folder.mkdir()
     banner = DEMONSTRATION_BANNER if manifest.demonstration else None
     stems = _file_stems([analysis.findings[item.index].label for item in explained.findings])
+    pixels, scale = _display_size(image.pixels, max_side)
     for item, stem in zip(explained.findings, stems, strict=True):
         finding = analysis.findings[item.index]
         np.save(folder / f"{stem}.npy", item.heatmap)
         caption = f"{finding.label}: p={finding.probability:.2f} (threshold {finding.threshold:.2f})"
         for render, suffix in ((render_overlay, ""), (render_side_by_side, ".side-by-side")):
             picture = render(
-                image.pixels,
+                pixels,
                 item.heatmap,
                 caption=f"{caption} - {method.title}",
                 banner=banner,
                 opacity=opacity,
-                regions=item.regions,
+                regions=[_scaled(region, scale) for region in item.regions],
             )
             # Fast zlib level: level 6 took a third of a second per 1024 px overlay, for ~10% smaller files.
             picture.save(folder / f"{stem}{suffix}.png", compress_level=1)
@@ -338,6 +347,27 @@ def _stage_explanations(
             summary=item.summary,
             faithfulness=item.faithfulness,
         )
+
+
+def _display_size(pixels: Any, max_side: int | None) -> tuple[Any, float]:
+    """The image at display size (long side at most ``max_side``) and the scale applied."""
+    import cv2
+
+    longest = max(pixels.shape[:2])
+    if max_side is None or longest <= max_side:
+        return pixels, 1.0
+    scale = max_side / longest
+    size = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
+    return cv2.resize(pixels, size, interpolation=cv2.INTER_AREA), scale
+
+
+def _scaled(region: Any, scale: float) -> Any:
+    """A region's box drawn on the display-size overlay; analysis.json keeps the original pixels."""
+    if scale == 1.0:
+        return region
+    x, y, width, height = region.box
+    box = (round(x * scale), round(y * scale), max(1, round(width * scale)), max(1, round(height * scale)))
+    return region.model_copy(update={"box": box})
 
 
 def _file_stems(labels: list[str]) -> list[str]:

@@ -103,6 +103,7 @@ def test_analyze_writes_findings_and_heatmaps(
     for finding in scored:  # a score that rounds to zero prints as +0.00, never "-0.00"
         assert finding.explanation is not None and finding.explanation.faithfulness is not None
         finding.explanation.faithfulness.score = -0.003
+        finding.explanation.faithfulness.informative = True  # "not informative" is tested in tests/explain
     print_analysis(analysis, None)
     printed = capsys.readouterr().out
     assert "-0.00" not in printed and printed.count("faithfulness +0.00") == len(scored)

@@ -122,3 +122,19 @@ def test_an_empty_map_is_not_scored() -> None:
     model = HalvesModel().eval()
     (score,) = deletion_insertion(model, noise_image(), [0], [np.zeros((SIDE, SIDE))], torch.sigmoid)
     assert score is None
+
+
+def test_a_saturated_output_makes_the_score_not_informative() -> None:
+    model = HalvesModel().eval()
+    (left_label, _), _ = _maps("gradcam")
+    (informative,) = deletion_insertion(model, noise_image(), [0], [left_label], torch.sigmoid, steps=4)
+    # The same model behind a large bias: the probability stays near 1 whatever is blurred.
+    (saturated,) = deletion_insertion(
+        model, noise_image(), [0], [left_label], lambda logits: torch.sigmoid(logits / 1000 + 10), steps=4
+    )
+    assert informative is not None and informative.informative
+    assert (
+        saturated is not None
+        and not saturated.informative
+        and saturated.score == pytest.approx(0.0, abs=1e-3)
+    )

@@ -29,6 +29,13 @@ def test_heatmaps_go_to_positive_findings() -> None:
     assert heatmap_targets(findings) == [0, 2]
 
 
+def test_at_most_top_k_positives_get_heatmaps_the_most_probable_first() -> None:
+    findings = [_finding(name, p, True) for name, p in zip("abcde", [0.6, 0.9, 0.7, 0.95, 0.8], strict=True)]
+    assert heatmap_targets(findings) == [1, 3, 4]  # 0.9, 0.95 and 0.8, in label order
+    assert heatmap_targets(findings, top_k=1) == [3]
+    assert heatmap_targets(findings, top_k=10) == [0, 1, 2, 3, 4]
+
+
 def test_top_three_get_heatmaps_when_none_is_positive() -> None:
     findings = [_finding(name, p) for name, p in zip("abcde", [0.1, 0.4, 0.05, 0.3, 0.2], strict=True)]
     assert heatmap_targets(findings) == [1, 3, 4]
@@ -155,3 +162,24 @@ def test_chest_regions_are_named_in_patient_terms(
     x, y, width, height = region.box  # original pixels, around (175, 200)
     assert abs(x + width / 2 - 175) < 12 and abs(y + height / 2 - 200) < 12
     assert words in explanation.summary
+
+
+def test_overlays_are_written_at_display_size_unless_full_resolution_is_asked(
+    demo_bundle: Bundle, example: Path, tmp_path: Path
+) -> None:
+    import cv2
+
+    small = np.asarray(Image.open(example))
+    big = write_png(tmp_path / "big.png", cv2.resize(small, (2048, 1536), interpolation=cv2.INTER_CUBIC))
+    shown = analyze(big, model=str(demo_bundle.path), out_dir=tmp_path / "shown", force=True)
+    full = analyze(big, model=str(demo_bundle.path), out_dir=tmp_path / "full", force=True, full_resolution=True)
+    for analysis, folder, width in ((shown, "shown", 1024), (full, "full", 2048)):
+        explained = [f for f in analysis.findings if f.explanation]
+        assert explained
+        for finding in explained:
+            assert finding.explanation is not None
+            with Image.open(tmp_path / folder / finding.explanation.overlay_png) as overlay:
+                assert overlay.width == width
+            # Regions stay in the image's own pixels in analysis.json.
+            for region in finding.explanation.regions:
+                assert region.box[0] + region.box[2] <= 2048

@@ -259,7 +259,9 @@ function describeExplanation(finding) {
       ),
     );
   }
-  if (explanation.faithfulness) {
+  if (explanation.faithfulness && explanation.faithfulness.informative === false) {
+    parts.push(el("p", { class: "muted" }, "Faithfulness not informative: the model's output is saturated here."));
+  } else if (explanation.faithfulness) {
     const f = explanation.faithfulness;
     parts.push(
       el(
