@@ -172,7 +172,9 @@ def test_overlays_are_written_at_display_size_unless_full_resolution_is_asked(
     small = np.asarray(Image.open(example))
     big = write_png(tmp_path / "big.png", cv2.resize(small, (2048, 1536), interpolation=cv2.INTER_CUBIC))
     shown = analyze(big, model=str(demo_bundle.path), out_dir=tmp_path / "shown", force=True)
-    full = analyze(big, model=str(demo_bundle.path), out_dir=tmp_path / "full", force=True, full_resolution=True)
+    full = analyze(
+        big, model=str(demo_bundle.path), out_dir=tmp_path / "full", force=True, full_resolution=True
+    )
     for analysis, folder, width in ((shown, "shown", 1024), (full, "full", 2048)):
         explained = [f for f in analysis.findings if f.explanation]
         assert explained
