@@ -340,7 +340,7 @@ class Workspace:
 
         record = self._visible(user, analysis_id)
         analysis = self.load(record)
-        values = np.load(self.folder(record) / _explanation(analysis, label).array_npy)
+        values = _explanation(analysis, label).load_map(self.folder(record))
         size = (analysis.image.columns, analysis.image.rows)
         resized = np.asarray(
             Image.fromarray(values.astype(np.float32)).resize(size, Image.Resampling.BILINEAR)

@@ -76,7 +76,7 @@ def test_analyze_writes_findings_and_heatmaps(
     assert code == 0, stderr
 
     analysis = Analysis.from_json_file(out / "analysis.json")
-    assert analysis.schema_version == "2.1"
+    assert analysis.schema_version == "2.2"
     assert analysis.quality is not None and analysis.quality.forced and not analysis.quality.in_domain
     assert any(w.startswith("Analysed at the user's request") for w in analysis.warnings)
     assert analysis.model.name == DEMO and analysis.model.demonstration
@@ -92,7 +92,7 @@ def test_analyze_writes_findings_and_heatmaps(
         assert explanation is not None and explanation.method == "gradcam"
         side_by_side = Image.open(out / explanation.side_by_side_png)
         assert side_by_side.width > 2 * analysis.image.columns
-        array = np.load(out / explanation.array_npy)
+        array = explanation.load_map(out)
         assert array.shape == tuple(explanation.array_shape)
         ratio = analysis.image.columns / analysis.image.rows
         assert array.shape[1] / array.shape[0] == pytest.approx(ratio, rel=0.02)

@@ -41,7 +41,7 @@ def _check_explanations(analysis: Analysis, out: Path, method: str) -> None:
             assert region.side is None and region.location.endswith("of the image")
         if explanation.regions:
             assert sum(r.mass_share for r in explanation.regions) <= 1.0 + 1e-6
-        heatmap = np.load(out / explanation.array_npy)
+        heatmap = explanation.load_map(out)
         if heatmap.max() > 0:
             assert explanation.faithfulness is not None
             assert -1.0 <= explanation.faithfulness.score <= 1.0
