@@ -309,7 +309,7 @@ class Explanation(BaseModel):
 
         if self.array_npz is not None and self.array_key is not None:
             with np.load(folder / self.array_npz, allow_pickle=False) as archive:
-                return archive[self.array_key]
+                return archive[self.array_key].astype(np.float32)  # stored as float16
         if self.array_npy is None:
             raise ValueError("the explanation records no map file")
         return np.load(folder / self.array_npy, allow_pickle=False)
