@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     llm_model: str | None = Field(default=None, description="Model name the server knows, e.g. llama3.1:8b")
     llm_api_key: str | None = Field(default=None, description="API key for the LLM server, if it needs one.")
     llm_model_path: Path | None = Field(default=None, description="GGUF file for SAHAY_LLM=llamacpp.")
+    llm_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds to wait for the LLM's first or next piece of text before the answer falls "
+        "back to the grounded composer (a refused connection falls back at once).",
+    )
     web_search_url: str | None = Field(
         default=None, description="An Exa-style search API; web search is off when unset."
     )
