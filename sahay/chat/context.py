@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from sahay.analysis import Analysis
+from sahay.knowledge.corpus import sentences_of
 from sahay.knowledge.index import Passage
 from sahay.statement import state
 
@@ -31,8 +32,14 @@ class Fact:
 class Context:
     question: str
     audience: str
+    kind: str = "general"
+    """What the question asks for (``sahay.chat.questions.QuestionKind``)."""
     facts: list[Fact] = field(default_factory=list)
     passages: list[Passage] = field(default_factory=list)
+    """Best first: the sections the question names, then those for its kind, then search results."""
+    answering: set[str] = field(default_factory=set)
+    """Chunk ids of passages chosen because they answer the question (the section it names, or its
+    kind's section for a finding in focus): their opening sentence is the answer."""
     uncovered: list[str] = field(default_factory=list)
     """Positive findings the question is about that no curated article explains."""
 
@@ -66,10 +73,9 @@ def analysis_facts(analysis: Analysis) -> list[Fact]:
         facts.append(Fact(f"A{len(facts) + 1}", where, text, label, positive))
 
     model = analysis.model
-    add(
-        "model",
-        f"The image was analysed by model {model.name} {model.version}, made for: {model.intended_use}",
-    )
+    # One sentence, so that its citation stays with it: the intended use may run to several.
+    intended_use = "; ".join(s.rstrip(".") for s in sentences_of(model.intended_use)) or "not stated"
+    add("model", f"The image was analysed by model {model.name} {model.version}, made for: {intended_use}.")
     statement = state(analysis)
     for notice in statement.notices:  # the same notices, in the same words, as every output
         add(_NOTICE_FIELDS.get(notice.kind, "notices"), notice.text)

@@ -265,6 +265,17 @@ def _stance_patterns(label: str, pronoun: bool) -> tuple[re.Pattern[str], re.Pat
     return compile_cues(ABSENT_CUES), compile_cues(PRESENT_CUES)
 
 
+def near_repeat(sentence: str, earlier: str, share: float = 0.6) -> bool:
+    """Whether ``sentence`` says what ``earlier`` said: the same numbers, and at least ``share`` of
+    their words in common (Jaccard, citations left out). Sentences with different numbers state
+    different facts ("under 6 mm ... no routine follow-up", "under 6 mm ... CT at 12 months")."""
+    a, b = _CITATION.sub("", sentence), _CITATION.sub("", earlier)
+    if sorted(_NUMBER.findall(a)) != sorted(_NUMBER.findall(b)):
+        return False
+    words_a, words_b = set(re.findall(r"[a-z]{3,}", a.lower())), set(re.findall(r"[a-z]{3,}", b.lower()))
+    return bool(words_a and words_b) and len(words_a & words_b) / len(words_a | words_b) >= share
+
+
 def _plain(text: str) -> str:
     return " ".join(text.lower().split()).rstrip(" .!?")
 

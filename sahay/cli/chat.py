@@ -66,10 +66,11 @@ CHAT_EPILOG = (
 def _print_answer(answer: Any) -> None:
     out.print(escape(answer.text))
     for citation in answer.citations():
-        sources = "; ".join(f"{s['title']} ({s['publisher']}) {s['url']}" for s in citation["sources"])
+        year = f", {citation['year']}" if citation["year"] else ""
         out.print(
-            f"[dim]\\[{citation['id']}] {escape(citation['title'])} - {escape(citation['section'])}: "
-            f"{escape(sources)}[/]"
+            f"[dim]\\[{citation['id']}] {escape(citation['title'])}. {escape(citation['publisher'])}{year}. "
+            f"{escape(citation['url'])} (quoted in: {escape(citation['document_title'])} - "
+            f"{escape(citation['section'])})[/]"
         )
     for removed in answer.dropped:
         err.print(

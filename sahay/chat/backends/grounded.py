@@ -1,9 +1,17 @@
-"""The offline default: a deterministic composer that needs no model weights.
+"""The offline default: a deterministic composer that needs no model weights. It answers first.
 
-It states the analysis facts that bear on the question (each cited ``[A#]``), then the key
-sentences of the retrieved passages (each cited ``[n]``): for passages chosen for the question's
-intent (a finding's "Usual next steps", say) their opening sentences, otherwise the sentences
-sharing the most words with the question.
+The engine has already put the passages in order, best first, and marked those chosen because they
+answer the question (``Context.answering``: the section the question names, or its kind's section
+for each finding in focus). The composer writes:
+
+1. the answer: the opening sentence of the first answering passage, which by the corpus's rule
+   answers its heading directly ("BI-RADS 4 means ..."); with several findings in focus, the
+   opening sentence of each one's section; with no answering passage, the sentence of the
+   retrieved passages that shares the most words with the question;
+2. at most ``SUPPORTING`` supporting sentences: the rest of the answering section, then the best
+   sentences of the other passages that share words with the question, never a near-repeat.
+
+Every sentence is cited ``[n]`` by its passage; the engine turns those into one number a source.
 """
 
 from __future__ import annotations
@@ -11,14 +19,18 @@ from __future__ import annotations
 import re
 
 from sahay.chat.backends import TokenCallback, Turn
-from sahay.chat.context import Context, Fact
-from sahay.chat.safety import NOT_FOUND, is_dosing, is_instruction
+from sahay.chat.context import Context
+from sahay.chat.safety import is_dosing, is_instruction
+from sahay.chat.verify import near_repeat
 from sahay.config import Settings
+from sahay.knowledge.corpus import sentences_of
 
-MAX_SENTENCES = 8
+SUPPORTING = 3
+"""Sentences after the answer."""
+PER_FINDING = 2
+"""Sentences of each finding's section when several findings are in focus."""
 _ARTICLE_MARKER = re.compile(r"\s*\[\d+\]")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\"'])")
-_WORD = re.compile(r"[a-z]{3,}")
+_WORD = re.compile(r"[a-z0-9]{3,}")
 _STOP = frozenset(
     [
         "the",
@@ -63,6 +75,16 @@ _STOP = frozenset(
         "on",
         "be",
         "do",
+        "mean",
+        "means",
+        "tell",
+        "me",
+        "my",
+        "her",
+        "his",
+        "she",
+        "he",
+        "any",
     ]
 )
 
@@ -73,44 +95,56 @@ class GroundedComposer:
     def answer(
         self, context: Context, history: list[Turn], intent: str, on_token: TokenCallback | None = None
     ) -> str:
-        sentences = [_cite(fact.text, fact.id) for fact in _relevant_facts(context, intent)]
         question_words = _words(context.question)
-        for number, passage in enumerate(context.passages, start=1):
-            candidates = [
-                s
-                for s in _SENTENCE.split(_ARTICLE_MARKER.sub("", passage.chunk.text).strip())
-                if s and not is_dosing(s) and not is_instruction(s)
-            ]
-            if passage.score == 0.0:  # chosen for the intent: its opening sentences answer it
-                chosen = candidates[:2]
-            else:
-                scored = sorted(candidates, key=lambda s: len(question_words & _words(s)), reverse=True)
-                chosen = [s for s in scored[:2] if question_words & _words(s)]
-            sentences += [_cite(s, str(number)) for s in chosen]
-            if len(sentences) >= MAX_SENTENCES:
-                break
-        text = " ".join(sentences[:MAX_SENTENCES]) or NOT_FOUND
-        if on_token is not None:
+        candidates = [
+            (
+                number,
+                [s for s in _sentences(passage.chunk.text) if not is_dosing(s) and not is_instruction(s)],
+            )
+            for number, passage in enumerate(context.passages, start=1)
+        ]
+        chunks = [passage.chunk for passage in context.passages]
+        answering = [(n, ss) for n, ss in candidates if ss and chunks[n - 1].id in context.answering]
+        chosen: list[tuple[str, int]] = []
+        if answering:
+            documents = {chunks[n - 1].document for n, _ in answering}
+            per_passage = PER_FINDING if len(documents) > 1 else 1 + SUPPORTING
+            for number, sentences in answering:
+                chosen += [(s, number) for s in sentences[:per_passage]]
+        limit = len(chosen) if len(chosen) > 1 + SUPPORTING else 1 + SUPPORTING
+        ranked = sorted(
+            (
+                (len(question_words & _words(s)) - 0.1 * rank, s, number)
+                for rank, (number, sentences) in enumerate(candidates)
+                for s in sentences
+                if question_words & _words(s)
+            ),
+            reverse=True,
+        )
+        chosen += [(s, number) for _, s, number in ranked]
+        text = " ".join(_cite(s, str(n)) for s, n in _distinct(chosen)[:limit])
+        if on_token is not None and text:
             on_token(text)
         return text
 
 
-def _relevant_facts(context: Context, intent: str) -> list[Fact]:
-    facts = context.facts
-    if not facts:
-        return []
-    asked = {f.label for f in facts if f.label and f.label.lower() in context.question.lower()}
-    positive = {f.label for f in facts if f.label and "calls it positive" in f.text}
-    if intent in ("findings", "next_steps", "specialist", "urgency"):
-        wanted = asked or positive
-        chosen = [f for f in facts if f.label in wanted and f.field.startswith("findings[")]
-        if intent == "findings":
-            chosen = [f for f in facts if f.field in ("model", "demonstration_notice")] + chosen
-            chosen += [f for f in facts if f.field.startswith("fusion") or f.field == "quality"]
-            if not wanted:
-                chosen += [f for f in facts if f.field.startswith("findings[") and "." not in f.field][:3]
-        return chosen
-    return [f for f in facts if f.label in asked and f.field.startswith("findings[")]
+def cite_each(text: str, marker: str) -> list[str]:
+    """Every sentence of ``text`` with the citation before its full stop: a fact of several
+    sentences stays verifiable sentence by sentence."""
+    return [_cite(sentence, marker) for sentence in sentences_of(text)]
+
+
+def _sentences(text: str) -> list[str]:
+    return sentences_of(_ARTICLE_MARKER.sub("", text).strip())
+
+
+def _distinct(chosen: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Each sentence once, and none that repeats one already chosen in other words."""
+    kept: list[tuple[str, int]] = []
+    for sentence, number in chosen:
+        if not any(near_repeat(sentence, other) for other, _ in kept):
+            kept.append((sentence, number))
+    return kept
 
 
 def _cite(sentence: str, marker: str) -> str:
