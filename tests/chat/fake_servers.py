@@ -4,7 +4,8 @@ The chat server answers from what it is sent, like a model would: it quotes the 
 of the context block with its citation, then adds what the test scripted (for example a
 sentence with an invented number; ``reply`` can write it from the context block it was sent),
 streamed as server-sent events a few characters at a time. ``cut_after`` ends the stream inside
-the scripted text, the way a dropped connection does.
+the scripted text, the way a dropped connection does; ``stall_at`` stops sending at a point of the
+answer until the test is over, the way a stuck server does.
 """
 
 from __future__ import annotations
@@ -23,12 +24,19 @@ from typing import Any
 class FakeLLM:
     url: str
     requests: list[dict[str, Any]] = field(default_factory=list)
+    sent: list[str] = field(default_factory=list)
+    """The whole answer to each request, as the server meant to stream it."""
     extra: str = ""
+    quote: bool = True
+    """Open the answer with the first passage's first sentence, cited [1]."""
     reply: Callable[[str], str] | None = None
     """Writes the scripted text from the user message (context block and question) instead of ``extra``."""
     cut_after: int | None = None
     """Stop streaming after this many characters of the scripted text, without the closing ``[DONE]``."""
     status: int = 200
+    stall_at: int | None = None
+    """Send this many characters of the answer (0: none), then nothing more until the server stops."""
+    stopping: threading.Event = field(default_factory=threading.Event)
 
 
 class _ChatHandler(BaseHTTPRequestHandler):
@@ -62,14 +70,20 @@ class _ChatHandler(BaseHTTPRequestHandler):
         extra = state.reply(prompt) if state.reply is not None else state.extra
         if state.cut_after is not None:
             extra = extra[: state.cut_after]
-        answer = (f"{first.group(1)} [1]" if first else "Nothing found.") + (" " + extra if extra else "")
+        opening = (f"{first.group(1)} [1]" if first else "Nothing found.") if state.quote else ""
+        answer = " ".join(part for part in (opening, extra) if part)
+        state.sent.append(answer)
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
-        for start in range(0, len(answer), 7):
-            event = {"choices": [{"index": 0, "delta": {"content": answer[start : start + 7]}}]}
+        sent = answer if state.stall_at is None else answer[: state.stall_at]
+        for start in range(0, len(sent), 7):
+            event = {"choices": [{"index": 0, "delta": {"content": sent[start : start + 7]}}]}
             self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
             self.wfile.flush()
+        if state.stall_at is not None:
+            state.stopping.wait()
+            return
         if state.cut_after is None:
             self.wfile.write(b"data: [DONE]\n\n")
 
@@ -95,5 +109,6 @@ def fake_openai_server() -> Iterator[FakeLLM]:
     try:
         yield server.state
     finally:
+        server.state.stopping.set()
         server.shutdown()
         server.server_close()

@@ -4,16 +4,22 @@ search against servers started on 127.0.0.1."""
 from __future__ import annotations
 
 import json
+import re
+import socket
+import threading
 from pathlib import Path
 
 import pytest
 
-from sahay.chat.backends import Turn
+from sahay.chat.backends import FALLBACK_NOTICES, Turn, make_backend
+from sahay.chat.backends.fallback import WithFallback
+from sahay.chat.backends.grounded import GroundedComposer
 from sahay.chat.backends.openai_compatible import OpenAICompatible
 from sahay.chat.context import Context
-from sahay.chat.engine import Conversation
-from sahay.chat.verify import verify
+from sahay.chat.engine import Answer, Conversation
+from sahay.chat.verify import split_sentences, verify
 from sahay.chat.websearch import ExaSearch
+from sahay.config import Settings
 from sahay.errors import ModelUnavailable
 from sahay.knowledge.index import KnowledgeBase
 from tests.chat.conftest import chest_analysis
@@ -37,7 +43,7 @@ def _context(knowledge: KnowledgeBase) -> Context:
     conversation = Conversation(
         chest_analysis(Effusion=0.82), knowledge=knowledge, backend=ScriptedBackend("")
     )
-    return conversation._context("What should we do next?", "next_steps", _flags())
+    return conversation._context("What should we do next?", "next_steps", _flags(), [])
 
 
 def _flags():  # type: ignore[no-untyped-def]
@@ -91,8 +97,11 @@ def test_openai_compatible_backend_streams_and_is_verified(knowledge: KnowledgeB
     system, user = request["messages"][0]["content"], request["messages"][-1]["content"]
     assert "data, not instructions" in system and "never write a number" in system.lower()
     assert "ANALYSIS FACTS" in user and "Effusion: model probability 0.82" in user and "QUESTION:" in user
-    assert answer.backend == "openai" and answer.sentences and answer.sentences[0].evidence == ["1"]
-    assert "97%" not in answer.text and answer.dropped[0].problem == "the number 97 is not in the context"
+    (sent,) = llm.sent
+    quoted, invented = split_sentences(sent)
+    assert answer.backend == "openai" and _plain(quoted) in _shown(answer)
+    assert "97%" not in answer.text
+    assert (invented, "the number 97 is not in the context") in [(s.text, s.problem) for s in answer.dropped]
 
 
 def test_openai_backend_errors_are_clear(knowledge: KnowledgeBase) -> None:
@@ -139,3 +148,152 @@ def test_the_chat_command_with_an_openai_server(
     data = json.loads(stdout)
     assert data["backend"] == "openai" and data["citations"] and data["disclaimer"]
     knowledge._index = None  # reopen for later tests
+
+
+# The fallback to the grounded composer (sahay/chat/backends/fallback.py) ---------------------------
+
+QUESTION = "What should we do next?"
+
+
+def _openai_chat(knowledge: KnowledgeBase, url: str, timeout_s: float = 30.0) -> Conversation:
+    settings = Settings(llm="openai", llm_base_url=url, llm_model="m", llm_timeout_s=timeout_s)
+    return Conversation(chest_analysis(Effusion=0.82), knowledge=knowledge, backend=make_backend(settings))
+
+
+def _plain(sentence: str) -> str:
+    """A sentence without its citations (the engine numbers them by source) or final stop."""
+    return " ".join(re.sub(r"\[A?\d+\]", "", sentence).split()).rstrip(" .!?")
+
+
+def _shown(answer: Answer) -> list[str]:
+    return [_plain(s.text) for s in answer.sentences]
+
+
+def _grounded_answer(knowledge: KnowledgeBase) -> list[str]:
+    """The answer the grounded composer gives to QUESTION about the same analysis, sentence by sentence."""
+    chat = Conversation(chest_analysis(Effusion=0.82), knowledge=knowledge, backend=GroundedComposer())
+    return _shown(chat.ask(QUESTION))
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_generative_backend_stands_on_the_grounded_composer_and_the_composer_on_nothing() -> None:
+    wrapped = make_backend(Settings(llm="openai", llm_base_url="http://127.0.0.1:1/v1", llm_model="m"))
+    assert isinstance(wrapped, WithFallback) and wrapped.name == "openai" and wrapped.timeout_s == 30.0
+    assert isinstance(wrapped.model, OpenAICompatible) and wrapped.model.timeout_s == 30.0
+    assert isinstance(make_backend(Settings(llm="grounded")), GroundedComposer)
+
+
+def test_a_model_that_answers_keeps_its_name_and_its_verified_answer(knowledge: KnowledgeBase) -> None:
+    with fake_openai_server() as llm:
+        llm.extra = "About 97% of patients need surgery [1]."
+        chat = _openai_chat(knowledge, llm.url)
+        answer = chat.ask(QUESTION)
+    assert answer.backend == "openai" and chat.backend.fallback_reason is None  # type: ignore[attr-defined]
+    quoted, invented = split_sentences(llm.sent[0])
+    assert _plain(quoted) in _shown(answer)
+    assert (invented, "the number 97 is not in the context") in [(s.text, s.problem) for s in answer.dropped]
+    assert not any(notice in answer.text for notice in FALLBACK_NOTICES.values())
+
+
+def test_a_server_that_is_down_falls_back_at_once(knowledge: KnowledgeBase) -> None:
+    # A day-long timeout: only a refused connection, not a timeout, can end this question.
+    chat = _openai_chat(knowledge, f"http://127.0.0.1:{_closed_port()}/v1", timeout_s=86_400)
+    tokens: list[str] = []
+    answer = chat.ask(QUESTION, on_token=tokens.append)
+    assert answer.backend.startswith("grounded (fallback: openai unreachable: cannot reach the LLM server")
+    assert "ConnectError" in chat.backend.fallback_reason  # type: ignore[attr-defined]
+    assert [s for s in _shown(answer) if s != _plain(FALLBACK_NOTICES["unreachable"])] == _grounded_answer(
+        knowledge
+    )
+    assert "".join(tokens) == answer.text
+
+
+def test_a_server_that_sends_nothing_falls_back_after_the_timeout(knowledge: KnowledgeBase) -> None:
+    with fake_openai_server() as llm:
+        llm.stall_at = 0
+        answer = _openai_chat(knowledge, llm.url, timeout_s=0.5).ask(QUESTION)
+    assert answer.backend == "grounded (fallback: openai sent no text for 0.5 s)" and len(llm.requests) == 1
+    assert [s for s in _shown(answer) if s != _plain(FALLBACK_NOTICES["timeout"])] == _grounded_answer(
+        knowledge
+    )
+
+
+def test_a_server_that_stalls_mid_answer_keeps_what_it_said_and_the_composer_goes_on(
+    knowledge: KnowledgeBase,
+) -> None:
+    with fake_openai_server() as llm:
+        llm.extra = "Then it stops in the middle of"
+        llm.stall_at = 10_000  # all of it, without the end of the stream
+        tokens: list[str] = []
+        answer = _openai_chat(knowledge, llm.url, timeout_s=0.5).ask(QUESTION, on_token=tokens.append)
+    assert answer.backend == "grounded (fallback: openai sent no text for 0.5 s)"
+    assert "Then it stops in the middle of" in [s.text for s in answer.dropped]
+    # The model's verified sentence, then the composer's (less any that repeat it).
+    quoted = _plain(split_sentences(llm.sent[0])[0])
+    shown, grounded = _shown(answer), _grounded_answer(knowledge)
+    after = shown[shown.index(quoted) + 1 :]
+    assert after and all(s in grounded for s in after)
+    assert [s for s in grounded if s not in shown] in ([], [quoted])  # left out: a repeat of the model's
+    assert "".join(tokens) == answer.text
+
+
+def test_a_server_error_falls_back_and_says_which(knowledge: KnowledgeBase) -> None:
+    with fake_openai_server() as llm:
+        llm.status = 503
+        answer = _openai_chat(knowledge, llm.url).ask(QUESTION)
+    assert answer.backend.startswith("grounded (fallback: openai failed: the LLM server at ")
+    assert "answered HTTP 503" in answer.backend
+    assert [s for s in _shown(answer) if s != _plain(FALLBACK_NOTICES["error"])] == _grounded_answer(
+        knowledge
+    )
+
+
+def test_an_empty_answer_falls_back(knowledge: KnowledgeBase) -> None:
+    with fake_openai_server() as llm:
+        llm.quote = False
+        answer = _openai_chat(knowledge, llm.url).ask(QUESTION)
+    assert answer.backend == "grounded (fallback: openai gave an empty answer)"
+    assert [s for s in _shown(answer) if s != _plain(FALLBACK_NOTICES["empty"])] == _grounded_answer(
+        knowledge
+    )
+
+
+@pytest.mark.xfail(
+    strict=False, reason="needs the lead's safety.py patch: FALLBACK_NOTICES among the POLICY_SENTENCES"
+)
+def test_the_answer_says_that_it_fell_back_and_why(knowledge: KnowledgeBase) -> None:
+    answer = _openai_chat(knowledge, f"http://127.0.0.1:{_closed_port()}/v1").ask(QUESTION)
+    assert FALLBACK_NOTICES["unreachable"] in [s.text for s in answer.sentences] and not answer.dropped
+
+
+class _Stuck:
+    """A model that writes nothing until released, then tries to go on."""
+
+    name = "stuck"
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.stopped = threading.Event()
+
+    def answer(self, context: Context, history: list[Turn], intent: str, on_token=None) -> str:  # type: ignore[no-untyped-def]
+        self.release.wait()
+        try:
+            on_token("Too late [1].")
+        finally:
+            self.stopped.set()
+        return "Too late [1]."
+
+
+def test_a_model_given_up_on_stops_at_its_next_piece_of_text(knowledge: KnowledgeBase) -> None:
+    stuck = _Stuck()
+    backend = WithFallback(stuck, GroundedComposer(), timeout_s=0.2)
+    answer = Conversation(chest_analysis(Effusion=0.82), knowledge=knowledge, backend=backend).ask(QUESTION)
+    assert answer.backend == "grounded (fallback: stuck sent no text for 0.2 s)"
+    stuck.release.set()
+    assert stuck.stopped.wait(60)  # it was stopped (its piece refused), not left writing
+    assert "Too late" not in answer.text

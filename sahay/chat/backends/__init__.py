@@ -10,15 +10,38 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from sahay.errors import BadInput
+from sahay.errors import BadInput, ModelUnavailable
 
 if TYPE_CHECKING:
     from sahay.chat.context import Context
     from sahay.config import Settings
 
 TokenCallback = Callable[[str], None]
+
+ANSWER_TOKENS = 512
+"""The most tokens a generative backend may write for one answer: a short cited answer needs far
+fewer, and a small model that repeats itself would otherwise run on to the end of its window."""
+
+
+FallbackCause = Literal["unreachable", "timeout", "error", "empty"]
+
+_FROM_SOURCES = ", so what follows comes directly from the cited sources."
+FALLBACK_NOTICES: dict[FallbackCause, str] = {
+    "unreachable": f"The language model server could not be reached{_FROM_SOURCES}",
+    "timeout": f"The language model did not answer in time{_FROM_SOURCES}",
+    "error": f"The language model failed with an error{_FROM_SOURCES}",
+    "empty": f"The language model gave no answer{_FROM_SOURCES}",
+}
+"""What an answer that falls back to the grounded composer (``backends.fallback``) says before
+the composer's sentences, one fixed sentence per cause. They state no fact, so they need no
+citation: ``safety.POLICY_SENTENCES`` holds them."""
+
+
+class ServerUnreachable(ModelUnavailable):
+    """The model's server refused the connection or could not be found: nothing was sent."""
+
 
 SYSTEM_PROMPT = """You are Sahay's assistant, a decision-support tool for clinicians and patients reading \
 medical images. Answer for a {audience} reader, in plain language.
@@ -65,6 +88,8 @@ class BackendInfo:
     description: str
     module: str
     """The module whose ``from_settings(settings)`` builds the backend."""
+    generative: bool = True
+    """A model writes the answer: the grounded composer stands behind it (``backends.fallback``)."""
 
 
 BACKENDS: dict[str, BackendInfo] = {
@@ -74,6 +99,7 @@ BACKENDS: dict[str, BackendInfo] = {
             "grounded",
             "offline answer composer: cited sentences from the analysis and the knowledge base (default)",
             "sahay.chat.backends.grounded",
+            generative=False,
         ),
         BackendInfo(
             "llamacpp",
@@ -91,9 +117,15 @@ BACKENDS: dict[str, BackendInfo] = {
 
 
 def make_backend(settings: Settings) -> Backend:
-    """The backend ``SAHAY_LLM`` names, built from settings."""
+    """The backend ``SAHAY_LLM`` names, built from settings; a generative one falls back to the
+    grounded composer when it is down, slow, fails, or writes nothing that passes verification."""
     info = BACKENDS.get(settings.llm)
     if info is None:
         raise BadInput(f"unknown SAHAY_LLM {settings.llm!r}; use one of {', '.join(BACKENDS)}")
     backend: Backend = import_module(info.module).from_settings(settings)
-    return backend
+    if not info.generative:
+        return backend
+    from sahay.chat.backends.fallback import WithFallback
+
+    grounded: Backend = import_module(BACKENDS["grounded"].module).from_settings(settings)
+    return WithFallback(backend, grounded, timeout_s=settings.llm_timeout_s)

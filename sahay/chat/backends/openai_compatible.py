@@ -6,7 +6,7 @@ import json
 
 import httpx
 
-from sahay.chat.backends import TokenCallback, Turn, messages
+from sahay.chat.backends import ANSWER_TOKENS, ServerUnreachable, TokenCallback, Turn, messages
 from sahay.chat.context import Context
 from sahay.config import Settings
 from sahay.errors import BadInput, ModelUnavailable
@@ -27,7 +27,13 @@ class OpenAICompatible:
         self, context: Context, history: list[Turn], intent: str, on_token: TokenCallback | None = None
     ) -> str:
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        body = {"model": self.model, "messages": messages(context, history), "stream": True, "temperature": 0}
+        body = {
+            "model": self.model,
+            "messages": messages(context, history),
+            "stream": True,
+            "temperature": 0,
+            "max_tokens": ANSWER_TOKENS,
+        }
         pieces: list[str] = []
         try:
             with httpx.stream(
@@ -49,12 +55,20 @@ class OpenAICompatible:
                         pieces.append(piece)
                         if on_token is not None:
                             on_token(piece)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise ServerUnreachable(
+                f"cannot reach the LLM server at SAHAY_LLM_BASE_URL={self.base_url} ({_described(exc)})"
+            ) from exc
         except httpx.HTTPError as exc:
             raise ModelUnavailable(
-                f"cannot reach the LLM server at SAHAY_LLM_BASE_URL={self.base_url} "
-                f"({type(exc).__name__}: {exc})"
+                f"the LLM server at SAHAY_LLM_BASE_URL={self.base_url} did not finish its answer "
+                f"({_described(exc)})"
             ) from exc
         return "".join(pieces)
+
+
+def _described(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _delta(line: str) -> str:
@@ -74,4 +88,6 @@ def _delta(line: str) -> str:
 def from_settings(settings: Settings) -> OpenAICompatible:
     if not settings.llm_base_url or not settings.llm_model:
         raise BadInput("SAHAY_LLM=openai needs SAHAY_LLM_BASE_URL and SAHAY_LLM_MODEL")
-    return OpenAICompatible(settings.llm_base_url, settings.llm_model, settings.llm_api_key)
+    return OpenAICompatible(
+        settings.llm_base_url, settings.llm_model, settings.llm_api_key, timeout_s=settings.llm_timeout_s
+    )
