@@ -14,7 +14,9 @@ def batch_command(
     source: Annotated[Path, typer.Argument(help="A folder of images, or a CSV with an image path column.")],
     results: Annotated[Path, typer.Option("--out", "-o", help="Results file: .csv or .parquet.")],
     model: Annotated[str | None, typer.Option(help="Installed model name or bundle folder.")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Threads that decode images.")] = 2,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Threads that decode images (with --engine ray: model actors).")
+    ] = 2,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per model call.")] = 8,
     heatmaps: Annotated[
         Path | None, typer.Option(help="Folder for overlays of the top positive findings (display size).")
@@ -30,6 +32,14 @@ def batch_command(
         ),
     ] = False,
     image_column: ImageColumn = None,
+    engine: Annotated[
+        str,
+        typer.Option(help="local (threads on this machine) or ray (Ray Data, here or on a cluster)."),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="With --engine ray: the cluster to join (HOST:PORT from `ray start --head`)."),
+    ] = None,
 ) -> None:
     """Classify every image, resumably; bad files become rows; rank the results for triage."""
     from sahay.services.batch import BatchOptions, parse_weights, run_batch
@@ -43,6 +53,8 @@ def batch_command(
         force=force,
         weights=parse_weights(weights),
         image_column=image_column,
+        engine=engine,
+        address=address,
     )
     with progress_display() as progress:
         summary = run_batch(source, results, options, progress=progress)

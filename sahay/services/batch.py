@@ -10,6 +10,10 @@ At the end the rows are ranked for triage, most urgent first: an image's score i
 ``weight x probability`` over its positive findings (weights default to 1, ``--weights`` changes
 them), and a summary counts images, positives per finding and errors.
 
+Two engines run the same rows: ``local`` (threads on this machine) and ``ray`` (Ray Data: one actor
+per worker loads the model once and reads and classifies its batches, on this machine or a cluster).
+The driver writes every row to the same journal, so results, resume and triage are the same.
+
 Example:
     >>> summary = run_batch(Path("films"), Path("results.csv"))   # doctest: +SKIP
     >>> summary.positives["Effusion"]                              # doctest: +SKIP
@@ -18,6 +22,8 @@ Example:
 from __future__ import annotations
 
 import csv
+import logging
+import socket
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -33,9 +39,11 @@ from sahay.progress import Progress, report
 if TYPE_CHECKING:
     from sahay.config import Settings
     from sahay.imaging import LoadedImage
+    from sahay.models.bundle import Bundle, BundleManifest
     from sahay.models.predictor import Prediction, Predictor
 
 FORMATS = (".csv", ".parquet")
+ENGINES = ("local", "ray")
 BASE_COLUMNS = (
     "path",
     "status",
@@ -67,6 +75,11 @@ class BatchOptions:
     weights: dict[str, float] = field(default_factory=dict)
     """Triage weight per finding; 1 for the others."""
     image_column: str | None = None
+    engine: str = "local"
+    """"local" (threads here) or "ray" (Ray Data actors, here or on a cluster)."""
+    address: str | None = None
+    """With the ray engine: the cluster to join ("host:6379", "ray://host:10001", "auto"); None starts
+    a Ray instance on this machine."""
 
 
 @dataclass
@@ -90,18 +103,15 @@ class BatchSummary:
 def parse_weights(text: str | None) -> dict[str, float]:
     """``"Pneumothorax=3,Effusion=1.5"`` as a dict; a bad item is named in the error."""
     weights: dict[str, float] = {}
-    for item in (text or "").split(","):
-        if not item.strip():
-            continue
-        name, sep, value = item.partition("=")
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        name, _, value = item.partition("=")
         try:
-            weights[name.strip()] = float(value) if sep else float("nan")
-        except ValueError:
-            weights[name.strip()] = float("nan")
-        if not sep or not name.strip() or not weights[name.strip()] >= 0:
-            raise BadInput(
-                f"--weights item {item.strip()!r} is not FINDING=WEIGHT with a weight of 0 or more"
-            )
+            weight = float(value)
+        except ValueError:  # no "=" or not a number
+            weight = -1.0
+        if not name.strip() or not weight >= 0:  # "not >=" also refuses nan
+            raise BadInput(f"--weights item {item!r} is not FINDING=WEIGHT with a weight of 0 or more")
+        weights[name.strip()] = weight
     return weights
 
 
@@ -126,58 +136,185 @@ def run_batch(
     todo = [path for path in listed if str(path) not in done]
     report(progress, f"{len(done)} images already done; {len(todo)} to go", log=bool(done))
 
+    run = _Run(options, settings, journal, progress, len(todo))
+    if todo:
+        (_run_ray if options.engine == "ray" else _run_local)(run, todo)
+    seconds = time.perf_counter() - run.started
+    if not run.model and not done:
+        raise BadInput(f"{source} holds no images to analyse")
+    triage = _finish(out, journal)
+    return BatchSummary(
+        out=out,
+        triage=triage,
+        model=run.model or _model_of(out),
+        images=len(listed),
+        analysed=run.counts["ok"],
+        resumed=len(done),
+        refused=run.counts["refused"],
+        errors=run.counts["error"],
+        positives={label: run.positives[label] for label in run.labels}
+        if run.labels
+        else dict(run.positives),
+        seconds=seconds,
+    )
+
+
+@dataclass
+class _Run:
+    """What both engines share: the journal the driver appends rows to, the counts and the progress."""
+
+    options: BatchOptions
+    settings: Settings
+    journal: Path
+    progress: Progress | None
+    total: int
+    model: str = ""
+    labels: list[str] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+    positives: Counter[str] = field(default_factory=Counter)
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def header(self) -> list[str]:
+        return _header(self.labels, self.options.heatmaps is not None)
+
+    def begin(self, manifest: BundleManifest) -> None:
+        """The model is known: check the weights against its findings and open the journal."""
+        self.model = manifest.name
+        self.labels = list(manifest.labels)
+        _check_weights(self.options.weights, self.labels)
+        _start_journal(self.journal, self.header)
+
+    def write(self, rows: list[list[str]]) -> None:
+        """Append finished rows (in ``header`` order) to the journal at once, and count them."""
+        status, positives = BASE_COLUMNS.index("status"), BASE_COLUMNS.index("positives")
+        with self.journal.open("a", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerows(rows)
+        for row in rows:
+            self.counts[row[status]] += 1
+            self.positives.update(label for label in row[positives].split(";") if label)
+        analysed = self.counts["ok"] + self.counts["refused"]
+        elapsed = time.perf_counter() - self.started
+        report(
+            self.progress,
+            "analysing images",
+            self.counts.total(),
+            self.total,
+            unit="images",
+            detail=f"{analysed / elapsed:.1f} images/s" if elapsed else "",
+        )
+
+
+def _run_local(run: _Run, todo: list[Path]) -> None:
+    """Threads decode the next chunk while the one loaded model classifies this one."""
+    from sahay.models.predictor import Predictor
+
+    options, settings = run.options, run.settings
     predictor: Predictor | None = None
-    labels: list[str] = []
-    counts = Counter[str]()
-    positives = Counter[str]()
-    started = time.perf_counter()
-    analysed = 0
     chunks = list(_chunks(todo, options.batch_size * 2))
     with ThreadPoolExecutor(max_workers=options.workers) as pool:
-        reading = [pool.submit(_read, path, settings) for path in chunks[0]] if chunks else []
+        reading = [pool.submit(_read, path, settings) for path in chunks[0]]
         for number, chunk in enumerate(chunks):
             images = [future.result() for future in reading]
             # The next chunk decodes while the model runs on this one; at most two chunks in memory.
             following = chunks[number + 1] if number + 1 < len(chunks) else []
             reading = [pool.submit(_read, path, settings) for path in following]
             if predictor is None:
-                predictor = _load(options, images, settings)
-                labels = list(predictor.manifest.labels)
-                _check_weights(options.weights, labels)
-                _start_journal(journal, labels, options.heatmaps is not None)
-            rows = _classify(predictor, chunk, images, options)
-            with journal.open("a", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle)
-                for row in rows:
-                    writer.writerow(_row_values(row, labels, options.heatmaps is not None))
-                    counts[row["status"]] += 1
-                    positives.update(row["positive_labels"])
-            analysed += sum(1 for row in rows if row["status"] != "error")
-            elapsed = time.perf_counter() - started
-            report(
-                progress,
-                "analysing images",
-                counts.total(),
-                len(todo),
-                unit="images",
-                detail=f"{analysed / elapsed:.1f} images/s" if elapsed else "",
-            )
-    seconds = time.perf_counter() - started
-    if predictor is None and not done:
-        raise BadInput(f"{source} holds no images to analyse")
-    triage = _finish(out, journal)
-    return BatchSummary(
-        out=out,
-        triage=triage,
-        model=predictor.manifest.name if predictor else _model_of(out),
-        images=len(listed),
-        analysed=counts["ok"],
-        resumed=len(done),
-        refused=counts["refused"],
-        errors=counts["error"],
-        positives={label: positives[label] for label in labels} if labels else dict(positives),
-        seconds=seconds,
-    )
+                first = next((image for image in images if not isinstance(image, str)), None)
+                predictor = Predictor(_bundle(options, first, settings))
+                run.begin(predictor.manifest)
+            run.write(_rows_of(predictor, chunk, images, options))
+
+
+def _run_ray(run: _Run, todo: list[Path]) -> None:
+    """Ray Data: the paths stream through one actor per worker (each loads the model once, then reads
+    and classifies ``batch_size`` images a call); the driver appends the rows as they come back."""
+    ray = _import_ray()
+    options, settings = run.options, run.settings
+    first = None
+    if options.model is None:  # the model is picked by the first readable image, as in the local engine
+        readable = (image for image in (_read(path, settings) for path in todo) if not isinstance(image, str))
+        first = next(readable, None)
+    bundle = _bundle(options, first, settings)
+    run.begin(bundle.manifest)
+    started_here = _connect(ray, options.address)
+    try:
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False  # the CLI draws its own
+        paths = ray.data.from_items([{"path": str(path)} for path in todo])
+        rows = paths.map_batches(
+            RayClassifier,
+            fn_constructor_kwargs={"bundle": str(bundle.path), "options": options, "settings": settings},
+            batch_size=options.batch_size,
+            compute=ray.data.ActorPoolStrategy(size=options.workers),
+            num_cpus=1,
+        )
+        header = run.header
+        # Streaming: Ray Data holds back reading while the driver has not taken the finished batches.
+        for batch in rows.iter_batches(batch_size=None, batch_format="numpy"):
+            columns = [batch[name] for name in header]
+            run.write([[str(value) for value in row] for row in zip(*columns, strict=True)])
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+class RayClassifier:
+    """The Ray Data callable: one per actor, so the model loads once per worker, not per batch."""
+
+    def __init__(self, bundle: str, options: BatchOptions, settings: Settings) -> None:
+        from sahay.models.bundle import load_bundle
+        from sahay.models.predictor import Predictor
+
+        self.predictor = Predictor(load_bundle(Path(bundle)))
+        self.options = options
+        self.settings = settings
+        self.header = _header(list(self.predictor.manifest.labels), options.heatmaps is not None)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
+        paths = [Path(str(path)) for path in batch["path"]]
+        images = [_read(path, self.settings) for path in paths]
+        rows = _rows_of(self.predictor, paths, images, self.options)
+        return {name: [row[index] for row in rows] for index, name in enumerate(self.header)}
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+        import ray.data
+    except ImportError:
+        raise BadInput("--engine ray needs Ray Data: pip install 'sahay[ray]'") from None
+    return ray
+
+
+def _connect(ray: Any, address: str | None) -> bool:
+    """Join the cluster at ``address``, or start Ray here; True when this call started it."""
+    if ray.is_initialized():  # a caller (a notebook, the tests) already runs Ray: use it
+        return False
+    if address and address not in ("auto", "local"):
+        _check_reachable(address)
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    try:
+        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        raise BadInput(f"--address {address}: cannot join a Ray cluster there: {exc}") from None
+    return True
+
+
+def _check_reachable(address: str) -> None:
+    """Ray retries an unreachable address for minutes; a plain connection answers in seconds."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise BadInput(
+            f"--address {address} is not HOST:PORT (for example 10.0.0.5:6379, as `ray start --head` prints)"
+        )
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise BadInput(
+            f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}); start one with "
+            "`ray start --head` and give the address it prints"
+        ) from None
 
 
 def _check(out: Path, options: BatchOptions) -> None:
@@ -190,6 +327,10 @@ def _check(out: Path, options: BatchOptions) -> None:
             raise BadInput(
                 "writing .parquet needs pyarrow: pip install 'sahay[batch]', or write .csv"
             ) from None
+    if options.engine not in ENGINES:
+        raise BadInput(f"--engine {options.engine!r} is not one of: {', '.join(ENGINES)}")
+    if options.address is not None and options.engine != "ray":
+        raise BadInput("--address names a Ray cluster; give it with --engine ray")
     if options.workers < 1 or options.batch_size < 1 or options.top_k < 1:
         raise BadInput("--workers, --batch-size and --top-k must be at least 1")
     if out.is_dir():
@@ -233,13 +374,13 @@ def _read(path: Path, settings: Settings) -> LoadedImage | str:
         return f"internal error reading {path.name}: {type(exc).__name__}: {exc}"
 
 
-def _load(options: BatchOptions, images: list[LoadedImage | str], settings: Settings) -> Predictor:
-    from sahay.models.predictor import Predictor
+def _bundle(options: BatchOptions, first: LoadedImage | str | None, settings: Settings) -> Bundle:
+    """The model named by ``--model``, or the one the first readable image picks."""
     from sahay.models.registry import resolve
 
-    first = next((image for image in images if not isinstance(image, str)), None)
-    bundle, _ = resolve(options.model, first.info if first else None, settings)
-    return Predictor(bundle)
+    info = first.info if first is not None and not isinstance(first, str) else None
+    bundle, _ = resolve(options.model, info, settings)
+    return bundle
 
 
 def _check_weights(weights: dict[str, float], labels: list[str]) -> None:
@@ -250,8 +391,11 @@ def _check_weights(weights: dict[str, float], labels: list[str]) -> None:
         )
 
 
-def _start_journal(journal: Path, labels: list[str], heatmaps: bool) -> None:
-    header = [*BASE_COLUMNS, *(f"p_{label}" for label in labels)] + (["heatmaps"] if heatmaps else [])
+def _header(labels: list[str], heatmaps: bool) -> list[str]:
+    return [*BASE_COLUMNS, *(f"p_{label}" for label in labels)] + (["heatmaps"] if heatmaps else [])
+
+
+def _start_journal(journal: Path, header: list[str]) -> None:
     if journal.is_file() and journal.stat().st_size:
         with journal.open(newline="", encoding="utf-8") as handle:
             existing = next(csv.reader(handle), [])
@@ -266,6 +410,15 @@ def _start_journal(journal: Path, labels: list[str], heatmaps: bool) -> None:
 
 def _csv_cell(text: str) -> str:
     return f'"{text}"' if any(c in text for c in ',"\n') else text
+
+
+def _rows_of(
+    predictor: Predictor, paths: list[Path], images: list[LoadedImage | str], options: BatchOptions
+) -> list[list[str]]:
+    """The journal rows of one chunk, in header order: what both engines write."""
+    labels = list(predictor.manifest.labels)
+    heatmaps = options.heatmaps is not None
+    return [_row_values(row, labels, heatmaps) for row in _classify(predictor, paths, images, options)]
 
 
 def _classify(
@@ -369,7 +522,7 @@ def _safe(label: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in label)
 
 
-def _row_values(row: dict[str, Any], labels: list[str], heatmaps: bool) -> list[Any]:
+def _row_values(row: dict[str, Any], labels: list[str], heatmaps: bool) -> list[str]:
     probabilities = row["probabilities"]
     values = [
         row["path"],
