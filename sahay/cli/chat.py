@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from sahay.cli.common import AsJson, err, escape, out, print_json, table
+from sahay.cli.common import AsJson, err, escape, out, print_json, progress_display, table
 from sahay.errors import BadInput
 from sahay.services import capabilities
 
@@ -88,6 +88,24 @@ def kb_add(paths: Annotated[list[Path], typer.Argument(help="Markdown, text or P
 
     for document in chat.add_documents(paths):
         out.print(f"Added {document.id}: {escape(document.title)} ({document.chunks} passages)")
+
+
+@kb_app.command("build")
+def kb_build(as_json: AsJson = False) -> None:
+    """Build the knowledge index now (setup runs this once per installed version), so that no
+    question waits for it: exports the text embedding model to ONNX once, embeds what changed."""
+    from sahay.services import chat
+
+    with chat.knowledge_base() as kb, progress_display() as progress:
+        summary = kb.build(progress)
+        runtime = kb.embedder().runtime
+    if as_json:
+        print_json({**summary, "runtime": runtime})
+        return
+    out.print(
+        f"Knowledge index ready: {summary['documents']} documents, {summary['chunks']} passages "
+        f"({summary['embedded']} embedded now, with {runtime})"
+    )
 
 
 @kb_app.command("list")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 import pytest
 
 from sahay.config import Settings
@@ -55,16 +59,91 @@ def test_every_article_is_indexed(kb: KnowledgeBase) -> None:
     documents = {d.id: d for d in kb.documents()}
     assert {a.id for a in builtin_articles()} <= set(documents)
     assert all(d.chunks >= 1 for d in documents.values())
-    assert kb.index.count(kb.collection) == sum(d.chunks for d in documents.values())
+    assert kb.last_sync["chunks"] == sum(d.chunks for d in documents.values())
 
 
 def test_reopening_embeds_nothing_again(kb: KnowledgeBase, home: Path) -> None:
-    kb.close()  # embedded Qdrant: one client per folder
     with KnowledgeBase(Settings(home=home)) as again:
+        assert again.is_built()
         again.ensure()
         assert again.last_sync["embedded"] == 0
         assert again.search("pleural effusion", k=1)
-    kb._index = None  # the fixture's base reopens its index on next use
+
+
+def test_a_built_index_answers_without_torch_transformers_or_qdrant(kb: KnowledgeBase, home: Path) -> None:
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from sahay.config import Settings\n"
+        "from sahay.knowledge.index import KnowledgeBase\n"
+        f"kb = KnowledgeBase(Settings(home=Path({str(home)!r})))\n"
+        "top = kb.search('What does BI-RADS 4 mean?', k=3)\n"
+        "heavy = ('torch', 'transformers', 'sentence_transformers', 'qdrant_client', 'spacy')\n"
+        "print(kb.last_sync['embedded'], kb.embedder().runtime, top[0].chunk.document,"
+        " sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0 onnxruntime bi-rads []"
+
+
+def test_build_exports_the_model_once_and_reports_what_it_did(kb: KnowledgeBase) -> None:
+    summary = kb.build()
+    assert summary["embedded"] == 0 and summary["chunks"] == len(kb._chunks)
+    assert kb.embedder().runtime == "onnxruntime"
+
+
+class WordHashEmbedder:
+    """A stand-in model: words hashed into 64 dimensions (fast; the fingerprint is what matters here)."""
+
+    name = "word-hash"
+    dimension = 64
+    runtime = "test"
+
+    def __init__(self, fingerprint: str) -> None:
+        self.fingerprint = fingerprint
+        self.embedded = 0
+
+    def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        self.embedded += len(texts)
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in text.lower().split():
+                vectors[row, zlib.crc32(word.encode()) % self.dimension] += 1.0
+        return vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+
+
+def test_a_changed_model_embeds_everything_again(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    first = WordHashEmbedder("a" * 64)
+    with KnowledgeBase(settings, embedder=first) as kb:
+        assert not kb.is_built()
+        kb.ensure()
+        built = kb.last_sync["chunks"]
+        assert first.embedded == built > 0
+    same = WordHashEmbedder("a" * 64)
+    with KnowledgeBase(settings, embedder=same) as kb:
+        assert kb.is_built() and kb.search("pleural effusion", k=1)
+        assert same.embedded == 1  # the query alone
+    changed = WordHashEmbedder("b" * 64)
+    with KnowledgeBase(settings, embedder=changed) as kb:
+        assert not kb.is_built()
+        kb.ensure()
+        assert changed.embedded == built and kb.last_sync["embedded"] == built
+    assert len(list((tmp_path / "knowledge").glob("index-*"))) == 1  # the old index is removed
+
+
+def test_a_damaged_index_is_built_again(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    with KnowledgeBase(settings, embedder=WordHashEmbedder("c" * 64)) as kb:
+        kb.ensure()
+        built = kb.last_sync["chunks"]
+    (chunks,) = (tmp_path / "knowledge").glob("index-*/chunks.jsonl")
+    chunks.write_text(chunks.read_text().splitlines()[0] + "\n")
+    again = WordHashEmbedder("c" * 64)
+    with KnowledgeBase(settings, embedder=again) as kb:
+        assert kb.search("pleural effusion", k=1)
+        assert kb.last_sync["chunks"] == built and again.embedded == built + 1
 
 
 def test_user_documents_are_added_replaced_and_removed(kb: KnowledgeBase, tmp_path: Path) -> None:
