@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +29,11 @@ class Settings(BaseSettings):
         description="Base URL that replaces each catalogue entry's download folder (a hospital mirror).",
     )
     download_timeout_s: float = Field(default=60.0, gt=0)
+    runtime: Literal["auto", "torch", "onnx"] = Field(
+        default="auto",
+        description="What runs the models: onnx (ONNX Runtime, torch-free; needs `sahay models export-onnx` "
+        "and the onnx extra), torch, or auto (ONNX Runtime when both are there, else torch).",
+    )
     auto_pull: bool = Field(
         default=True, description="Pull the default model on first use when it is missing."
     )

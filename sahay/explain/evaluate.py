@@ -120,7 +120,11 @@ def evaluate_explanations(
             RANDOM_REFERENCE: (random_map((tensor.shape[-2], tensor.shape[-1]), seed=number), 0)
         }
         for method in chosen:
-            result = method.run(MethodInput(predictor.model, tensor, [target], layer, budget))
+            result = method.run(
+                MethodInput(
+                    predictor.model, tensor, [target], layer, budget, class_maps=prediction.class_maps
+                )
+            )
             maps[method.name] = (result.maps[0], result.evaluations)
         names = list(maps)
         faithful = deletion_insertion(

@@ -16,11 +16,11 @@ from typing import Literal
 import numpy as np
 
 from sahay.analysis import Faithfulness, Region
-from sahay.explain.faithfulness import deletion_insertion
+from sahay.explain.faithfulness import score_maps
 from sahay.explain.lungs import detect_lung_fields
 from sahay.explain.methods import ExplanationMethod, MethodInput, get_method
 from sahay.explain.methods.base import EvaluationProgress
-from sahay.explain.options import ExplainOptions
+from sahay.explain.options import GRADIENT_FALLBACK, ExplainOptions
 from sahay.explain.overlay import to_image_geometry
 from sahay.explain.regions import describe_regions, find_regions, is_chest_radiograph
 from sahay.imaging import LoadedImage
@@ -59,20 +59,28 @@ def explain_prediction(
     """Explain the findings at ``label_indices`` of one prediction with ``options.method``."""
     options = options or ExplainOptions()
     method = get_method(options.method)
+    if not method.needs_network and prediction.class_maps is None:
+        method = get_method(GRADIENT_FALLBACK)  # no GAP-plus-linear head: no one-pass map to read
     manifest = predictor.manifest
     cam_layer = get_provider(manifest.architecture).cam_layer
+    # Only the methods that run the network load torch (under ONNX Runtime, on first use).
     request = MethodInput(
-        predictor.model, prediction.input_tensor, label_indices, cam_layer, options.budget, progress
+        predictor.model if method.needs_network else None,
+        prediction.input_tensor if method.needs_network else prediction.input_array,
+        label_indices,
+        cam_layer,
+        options.budget,
+        progress,
+        class_maps=prediction.class_maps,
     )
     result = method.run(request)
     scores: Sequence[Faithfulness | None] = [None] * len(result.maps)
     if options.faithfulness and result.maps:
-        scores = deletion_insertion(
-            predictor.model,
-            prediction.input_tensor,
+        scores = score_maps(
+            predictor.probabilities,
+            prediction.input_array,
             label_indices,
             result.maps,
-            manifest.probabilities,
             steps=options.faithfulness_steps,
             batch_size=options.budget.batch_size,
         )

@@ -12,24 +12,36 @@ A blur (not black) stands for "absent", so the perturbed images stay closer to r
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
+import cv2
 import numpy as np
-import torch
-from torch import nn
-from torchvision.transforms.functional import gaussian_blur
 
 from sahay.analysis import Faithfulness
 from sahay.explain.options import DEFAULT_STEPS
 
-ToProbability = Callable[[torch.Tensor], torch.Tensor]
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+ToProbability = Callable[["torch.Tensor"], "torch.Tensor"]
 """Logits (N, labels) to the probabilities the user sees (temperature-scaled sigmoid or softmax)."""
+ProbabilitiesOf = Callable[[np.ndarray], np.ndarray]
+"""A preprocessed (N, C, H, W) batch to its probabilities (N, labels): any runtime."""
 
 
-def blurred(image: torch.Tensor) -> torch.Tensor:
-    """A strong Gaussian blur of a (C, H, W) image: the shapes are gone, the brightness stays."""
+def blurred(image: np.ndarray) -> np.ndarray:
+    """A strong Gaussian blur of a (C, H, W) image: the shapes are gone, the brightness stays.
+
+    Kernel and reflected border as torchvision's ``gaussian_blur`` (OpenCV's BORDER_REFLECT_101)."""
     side = min(image.shape[-2:])
     radius = max(1, side // 16)
-    return gaussian_blur(image.unsqueeze(0), [2 * radius + 1] * 2, [side / 32] * 2)[0]
+    size, sigma = 2 * radius + 1, side / 32
+    planes = [
+        cv2.GaussianBlur(plane, (size, size), sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT_101)
+        for plane in np.asarray(image, dtype=np.float32)
+    ]
+    return np.stack(planes)
 
 
 def evaluations_needed(labels: int, steps: int = DEFAULT_STEPS) -> int:
@@ -42,12 +54,11 @@ MIN_INFORMATIVE_SPAN = 0.05
 and deletion and insertion curves are flat whatever the map: the score is not informative."""
 
 
-def deletion_insertion(
-    model: nn.Module,
-    input_tensor: torch.Tensor,
+def score_maps(
+    probabilities_of: ProbabilitiesOf,
+    input_array: np.ndarray,
     label_indices: Sequence[int],
     maps: Sequence[np.ndarray],
-    to_probability: ToProbability,
     *,
     steps: int = DEFAULT_STEPS,
     batch_size: int = 16,
@@ -55,19 +66,25 @@ def deletion_insertion(
     """Score each map (H, W, at the input's resolution) for its label; None for an all-zero map."""
     if steps < 2:
         raise ValueError(f"steps must be at least 2, got {steps}")
-    original = input_tensor
-    background = blurred(input_tensor)
+    original = np.asarray(input_array, dtype=np.float32)
+    background = blurred(original)
     images = [original, background]
     scored = [i for i, m in enumerate(maps) if float(np.max(m)) > 0]
     for position in scored:
         order = np.argsort(-maps[position].ravel(), kind="stable")
         for step in range(1, steps):
-            shown = torch.zeros(order.size, dtype=torch.bool)
-            shown[torch.from_numpy(order[: round(step / steps * order.size)])] = True
+            shown = np.zeros(order.size, dtype=bool)
+            shown[order[: round(step / steps * order.size)]] = True
             shown = shown.reshape(maps[position].shape)
-            images.append(torch.where(shown, background, original))  # deletion
-            images.append(torch.where(shown, original, background))  # insertion
-    probs = _probabilities(model, torch.stack(images), to_probability, batch_size)
+            images.append(np.where(shown, background, original))  # deletion
+            images.append(np.where(shown, original, background))  # insertion
+    stacked = np.stack(images)
+    probs = np.concatenate(
+        [
+            probabilities_of(stacked[start : start + batch_size])
+            for start in range(0, len(stacked), batch_size)
+        ]
+    )
     results: list[Faithfulness | None] = [None] * len(maps)
     for n, position in enumerate(scored):
         column = probs[:, label_indices[position]]
@@ -85,21 +102,33 @@ def deletion_insertion(
     return results
 
 
+def deletion_insertion(
+    model: nn.Module,
+    input_tensor: torch.Tensor,
+    label_indices: Sequence[int],
+    maps: Sequence[np.ndarray],
+    to_probability: ToProbability,
+    *,
+    steps: int = DEFAULT_STEPS,
+    batch_size: int = 16,
+) -> list[Faithfulness | None]:
+    """``score_maps`` for a torch network and its logits-to-probabilities function."""
+    import torch
+
+    def probabilities_of(batch: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return to_probability(model(torch.from_numpy(batch)).float()).numpy()
+
+    return score_maps(
+        probabilities_of, input_tensor.numpy(), label_indices, maps, steps=steps, batch_size=batch_size
+    )
+
+
 def random_map(shape: tuple[int, int], seed: int, cells: int = 7) -> np.ndarray:
     """A smooth random map with blobs the size of a CAM's: the reference a real map must beat."""
     coarse = np.random.default_rng(seed).random((cells, cells)).astype(np.float32)
-    tensor = torch.from_numpy(coarse)[None, None]
-    return torch.nn.functional.interpolate(tensor, size=shape, mode="bilinear")[0, 0].numpy()
-
-
-def _probabilities(
-    model: nn.Module, images: torch.Tensor, to_probability: ToProbability, batch_size: int
-) -> np.ndarray:
-    chunks = []
-    with torch.no_grad():
-        for start in range(0, len(images), batch_size):
-            chunks.append(to_probability(model(images[start : start + batch_size]).float()))
-    return torch.cat(chunks).numpy()
+    # Bilinear with half-pixel centres and a clamped border, as torch's interpolate(align_corners=False).
+    return cv2.resize(coarse, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
 
 
 def _area(curve: np.ndarray) -> float:

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-DEFAULT_METHOD = "gradcam"
+DEFAULT_METHOD = "cam"
+"""The one-pass class activation map: free with the prediction. A network without a GAP-plus-linear
+head gets ``GRADIENT_FALLBACK`` instead."""
+GRADIENT_FALLBACK = "gradcam"
 DEFAULT_STEPS = 5
 """Deletion/insertion curve points per finding."""
 DEFAULT_OPACITY = 0.5

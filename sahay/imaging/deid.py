@@ -45,7 +45,6 @@ from sahay.about import __version__
 from sahay.config import get_settings
 from sahay.errors import BadInput, describe_error
 from sahay.fileio import atomic_write_bytes, atomic_write_text
-from sahay.imaging.dicom import looks_like_dicom
 from sahay.imaging.dicom_parse import (
     PYDICOM_ERRORS,
     check_structure,
@@ -53,6 +52,7 @@ from sahay.imaging.dicom_parse import (
     malformed_attributes,
     parse_dicom,
 )
+from sahay.imaging.header import looks_like_dicom
 
 DICOM_UID_ROOT = "1.2.840.10008."
 

@@ -18,18 +18,11 @@ from PIL import Image, ImageOps
 
 from sahay.analysis import ImageInfo
 from sahay.errors import BadInput, InputTooLarge, UnsupportedFormat, describe_error
+from sahay.imaging.header import RASTER_MAGIC
 
 RasterFormat = Literal["png", "jpeg", "tiff"]
 
 _PILLOW_FORMATS: dict[RasterFormat, str] = {"png": "PNG", "jpeg": "JPEG", "tiff": "TIFF"}
-_MAGIC: tuple[tuple[bytes, RasterFormat], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "png"),
-    (b"\xff\xd8\xff", "jpeg"),
-    (b"II*\x00", "tiff"),
-    (b"MM\x00*", "tiff"),
-    (b"II+\x00", "tiff"),  # BigTIFF
-    (b"MM\x00+", "tiff"),
-)
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 _COLOUR_MODES = ("RGB", "RGBA", "RGBX", "P", "PA", "CMYK", "YCbCr")
 
@@ -50,7 +43,7 @@ _PILLOW_ERRORS = (
 
 def sniff_raster(data: bytes) -> RasterFormat | None:
     """The raster format named by the file's magic bytes, or None."""
-    for magic, fmt in _MAGIC:
+    for magic, fmt in RASTER_MAGIC:
         if data.startswith(magic):
             return fmt
     return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +15,9 @@ from sahay.analysis import ImageFormat, ImageInfo
 from sahay.config import Settings, get_settings
 from sahay.errors import BadInput, InputTooLarge, UnsupportedFormat
 from sahay.fileio import check_input_file
-from sahay.imaging.dicom import OpenedDicom, looks_like_dicom, open_dicom
+from sahay.imaging.dicom import OpenedDicom, open_dicom
 from sahay.imaging.dicom_parse import parse_dicom
+from sahay.imaging.header import looks_like_dicom
 from sahay.imaging.raster import OpenedRaster, open_raster, sniff_raster
 
 _MB = 1024 * 1024
@@ -60,11 +62,18 @@ def read_image(
     data = _read_within_limit(path, settings)
     opened = _open(data, path.name, settings)
     _check_pixel_limit(path.name, opened.rows, opened.columns, settings)
-    sha256 = hashlib.sha256(data).hexdigest()
-    pixels, info, warnings = opened.decode(sha256=sha256, keep_identifiers=keep_identifiers, window=window)
+    # hashlib releases the GIL on large buffers: the file's sha256 is computed while it decodes.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        digest = pool.submit(_sha256, data)
+        pixels, info, warnings = opened.decode(sha256="", keep_identifiers=keep_identifiers, window=window)
+        info = info.model_copy(update={"sha256": digest.result()})
     if not np.isfinite(pixels).all():
         raise BadInput(f"{path.name} decodes to non-finite pixel values; the file is corrupt.")
     return LoadedImage(pixels=pixels, info=info, warnings=tuple(warnings))
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def read_dicom_dataset(path: str | os.PathLike[str], *, settings: Settings | None = None) -> Dataset:

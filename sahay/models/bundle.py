@@ -16,19 +16,21 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from torch import nn
 
 from sahay.analysis import KnownFailure, ModelCard, Source, Task
 from sahay.errors import BadInput, IntegrityError, ModelUnavailable
 from sahay.fileio import atomic_write_bytes, atomic_write_text, sha256_file
 from sahay.models import ood
-from sahay.models.calibration import LabelCalibration, LabelMethod, probabilities
+from sahay.models.calibration import LabelCalibration, LabelMethod, Logits, probabilities
 from sahay.models.ood import OodReference, OodSpec
 from sahay.models.providers import get_provider
+
+if TYPE_CHECKING:  # torch loads when a network is built or saved, never to read a manifest
+    import torch
+    from torch import nn
 
 MANIFEST_NAME = "bundle.json"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -225,6 +227,39 @@ class DatasetRef(BaseModel):
     files: int = Field(ge=0)
 
 
+class Int8Accuracy(BaseModel):
+    """How far the int8 model's probabilities lie from the fp32 model's, measured at export."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    measured_on: str = Field(
+        description="the images compared: the bundle's validation data or generated ones"
+    )
+    images: int = Field(ge=1)
+    max_abs_probability_difference: float = Field(ge=0.0)
+    mean_abs_probability_difference: float = Field(ge=0.0)
+    macro_auroc_fp32: float | None = Field(default=None, description="with validation labels only")
+    macro_auroc_int8: float | None = None
+
+
+class OnnxSpec(BaseModel):
+    """The ``onnx`` entry of ``bundle.json``: an ONNX export of the same weights for ONNX Runtime.
+
+    Its graph takes the (N, C, size, size) input and returns ``logits``, ``feature_map`` (what global
+    pooling averages: one-pass class activation maps) and ``features`` (the pooled ``cam_layer``
+    output: out-of-domain check and similar cases)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: str = Field(pattern=NAME_PATTERN)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    weights_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="the weights it was exported from")
+    precision: Literal["fp32", "int8"]
+    opset: int
+    exported_with: str = Field(description="torch and onnx versions")
+    int8: Int8Accuracy | None = None
+
+
 class BundleManifest(BaseModel):
     """The schema of ``bundle.json``."""
 
@@ -256,6 +291,7 @@ class BundleManifest(BaseModel):
     )
     details: CardDetails = CardDetails()
     site_check: SiteCheck | None = None
+    onnx: OnnxSpec | None = Field(default=None, description="`sahay models export-onnx`; None until exported")
 
     @model_validator(mode="after")
     def _check_labels(self) -> BundleManifest:
@@ -273,8 +309,9 @@ class BundleManifest(BaseModel):
             raise ValueError(f"calibration.per_label names findings the model lacks: {unknown}")
         return self
 
-    def probabilities(self, logits: torch.Tensor, *, calibrated: bool = True) -> torch.Tensor:
-        """The model's probabilities for (N, K) logits; ``calibrated=False`` gives the raw sigmoid/softmax."""
+    def probabilities(self, logits: Logits, *, calibrated: bool = True) -> Logits:
+        """The model's probabilities for (N, K) logits (a tensor or a NumPy array, returned alike);
+        ``calibrated=False`` gives the raw sigmoid/softmax."""
         if not calibrated:
             return probabilities(logits, 1.0, self.task)
         per_label = self.calibration.per_label
@@ -349,7 +386,33 @@ class Bundle:
         names = [MANIFEST_NAME, manifest.weights.file]
         names += [manifest.ood.file] if manifest.ood else []
         names += [manifest.dataset.manifest] if manifest.dataset else []
+        names += [manifest.onnx.file] if manifest.onnx else []
         return names
+
+    @property
+    def onnx_path(self) -> Path | None:
+        """The ONNX export ONNX Runtime runs, when there is one made from these very weights."""
+        spec = self.manifest.onnx
+        if spec is None or spec.weights_sha256 != self.manifest.weights.sha256:
+            return None
+        return self.path / spec.file
+
+    def verify_onnx(self) -> Path:
+        """The ONNX file's path, checked against its recorded sha256."""
+        path, spec = self.onnx_path, self.manifest.onnx
+        if path is None or spec is None:
+            raise IntegrityError(f"bundle {self.name} has no ONNX export of its current weights")
+        if not path.is_file():
+            raise IntegrityError(
+                f"bundle {self.name}: ONNX file {path} is missing; run `sahay models export-onnx`"
+            )
+        actual = sha256_file(path)
+        if actual != spec.sha256:
+            raise IntegrityError(
+                f"bundle {self.name}: {path} has sha256 {actual}, but bundle.json records {spec.sha256}; "
+                "export it again with `sahay models export-onnx`."
+            )
+        return path
 
     def verify(self) -> None:
         """Check that the weights file is there and matches the recorded sha256."""
@@ -365,6 +428,8 @@ class Bundle:
 
     def load_model(self) -> nn.Module:
         """Build the network, load the verified weights, and return it in eval mode."""
+        import torch
+
         self.verify()
         provider = get_provider(self.manifest.architecture)
         model = provider.build(len(self.manifest.labels))
@@ -426,6 +491,8 @@ def save_bundle(
     extra_files: dict[str, bytes] | None = None,
 ) -> Bundle:
     """Write weights and ``extra_files``, then ``bundle.json`` last: a half-written bundle is never valid."""
+    import torch
+
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in (extra_files or {}).items():
         atomic_write_bytes(folder / name, data)

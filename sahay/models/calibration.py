@@ -14,14 +14,17 @@ Every map is monotone, so none of them changes which of two images ranks higher 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sahay.analysis import Task
+
+if TYPE_CHECKING:  # torch loads only where a tensor is given or a temperature fitted
+    import torch
+
+Logits = TypeVar("Logits", "torch.Tensor", np.ndarray)
 
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 100.0
 
@@ -65,15 +68,20 @@ class LabelCalibration(BaseModel):
 
 
 def probabilities(
-    logits: torch.Tensor,
+    logits: Logits,
     temperature: float,
     task: Task,
     per_label: dict[int, LabelCalibration] | None = None,
-) -> torch.Tensor:
+) -> Logits:
     """Probabilities of (N, K) logits: the model-wide temperature, then any per-finding maps.
 
-    ``per_label`` maps a column index to its site calibration (multilabel only).
+    ``per_label`` maps a column index to its site calibration (multilabel only). NumPy logits give
+    a NumPy array (the torch-free path), a tensor gives a tensor.
     """
+    if isinstance(logits, np.ndarray):
+        return _probabilities_array(logits, temperature, task, per_label)
+    import torch
+
     scaled = logits / temperature
     if task != "multilabel":
         return torch.softmax(scaled, dim=-1)
@@ -87,11 +95,27 @@ def probabilities(
     return probs
 
 
+def _probabilities_array(
+    logits: np.ndarray, temperature: float, task: Task, per_label: dict[int, LabelCalibration] | None
+) -> np.ndarray:
+    scaled = np.asarray(logits, dtype=np.float32) / np.float32(temperature)
+    if task != "multilabel":
+        shifted = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
+        return np.asarray(shifted / shifted.sum(axis=-1, keepdims=True), dtype=np.float32)
+    probs = _sigmoid(scaled).astype(np.float32)
+    for column, calibration in (per_label or {}).items():
+        probs[..., column] = calibration.apply(np.asarray(logits, dtype=np.float64)[..., column])
+    return probs
+
+
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free logistic
 
 
 def _nll(logits: torch.Tensor, targets: torch.Tensor, task: Task) -> torch.Tensor:
+    import torch
+    import torch.nn.functional as F
+
     if task == "multilabel":
         known = ~torch.isnan(targets)  # uncertain labels left out, as in training
         per_entry = F.binary_cross_entropy_with_logits(
@@ -107,11 +131,14 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, task: Task, max
     ``targets`` is (N, K) of 0/1 (NaN for an ignored uncertain label) for multilabel, (N,) of class
     indices for multiclass. The result is clamped to [``MIN_TEMPERATURE``, ``MAX_TEMPERATURE``].
 
+    >>> import torch
     >>> logits = torch.tensor([[4.0], [-4.0], [4.0], [-4.0]])
     >>> t = fit_temperature(logits, torch.tensor([[1.0], [0.0], [0.0], [1.0]]), "multilabel")
     >>> t > 4  # half of these confident outputs are wrong: soften them
     True
     """
+    import torch
+
     logits = logits.detach().float().clone()  # also frees tensors made under inference_mode
     log_t = torch.zeros(1, requires_grad=True)  # optimise log T so that T stays positive
     optimiser = torch.optim.LBFGS([log_t], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
@@ -139,6 +166,8 @@ def fit_label(logits: np.ndarray, truth: np.ndarray, method: LabelMethod) -> Lab
     z = np.asarray(logits, dtype=np.float64)
     y = np.asarray(truth, dtype=np.float64)
     if method == "temperature":
+        import torch
+
         t = fit_temperature(torch.from_numpy(z[:, None]), torch.from_numpy(y[:, None]), "multilabel")
         return LabelCalibration(method="temperature", slope=1.0 / t)
     if method == "platt":

@@ -10,63 +10,116 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 
 from sahay.analysis import Finding
 from sahay.models.bundle import Bundle, BundleManifest
 from sahay.models.ood import OodReference
-from sahay.models.preprocess import CropBox, preprocess
+from sahay.models.preprocess import CropBox, preprocess_array
 from sahay.models.providers import get_provider
+from sahay.models.runtimes import Engine, NetworkOutput, Runtime, choose_runtime, open_engine
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 
 @dataclass(frozen=True)
 class Prediction:
     findings: list[Finding]
-    input_tensor: torch.Tensor
-    """The (C, H, W) tensor the network saw, kept so that heatmaps reuse it."""
+    input_array: np.ndarray
+    """The (C, H, W) float32 input the network saw, kept so that heatmaps reuse it."""
     crop: CropBox
     features: np.ndarray
     """The pooled output of the provider's ``cam_layer``: the image's feature vector."""
     logits: np.ndarray
+    class_maps: np.ndarray | None = None
+    """(K, h, w): each label's class activation map from the same forward pass (head weights times
+    the pooled feature map); None when the network has no GAP-plus-linear head."""
+
+    @property
+    def input_tensor(self) -> torch.Tensor:
+        """``input_array`` as a torch tensor, for the gradient and perturbation methods."""
+        import torch
+
+        return torch.from_numpy(self.input_array)
 
 
 class Predictor:
-    """Holds one loaded model; create it once and reuse it for many images."""
+    """Holds one loaded model; create it once and reuse it for many images.
 
-    def __init__(self, bundle: Bundle, device: str = "cpu") -> None:
+    ``runtime`` is ``auto`` (SAHAY_RUNTIME by default), ``torch`` or ``onnx``: see ``sahay.models.runtimes``.
+    """
+
+    def __init__(self, bundle: Bundle, device: str = "cpu", runtime: str | None = None) -> None:
+        if runtime is None:
+            from sahay.config import get_settings
+
+            runtime = get_settings().runtime
         self.bundle = bundle
-        self.device = torch.device(device)
-        self.model: nn.Module = bundle.load_model().to(self.device)
-        self.feature_layer = get_provider(bundle.manifest.architecture).cam_layer
+        self.device = device
+        provider = get_provider(bundle.manifest.architecture)
+        self.feature_layer = provider.cam_layer
+        self.one_pass_cam = provider.feature_map is not None
+        """Whether ``Prediction.class_maps`` holds class activation maps (a GAP-plus-linear head)."""
+        self.engine: Engine = open_engine(bundle, choose_runtime(bundle, runtime), device)
         self.ood: OodReference | None = bundle.load_ood()
+        self._model: nn.Module | None = None
 
     @property
     def manifest(self) -> BundleManifest:
         return self.bundle.manifest
 
-    def forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits and pooled features of a preprocessed batch, from one forward pass."""
-        return logits_and_features(self.model, self.feature_layer, batch.to(self.device))
+    @property
+    def runtime(self) -> Runtime:
+        return self.engine.runtime
+
+    @property
+    def model(self) -> nn.Module:
+        """The torch network (gradient methods, training): loaded on first use under ONNX Runtime."""
+        from sahay.models.runtimes import TorchEngine
+
+        if isinstance(self.engine, TorchEngine):
+            return self.engine.model
+        if self._model is None:
+            self._model = self.bundle.load_model().to(self.device)
+        return self._model
+
+    def forward(self, batch: np.ndarray) -> NetworkOutput:
+        """Every output of one forward pass over a preprocessed (N, C, H, W) batch."""
+        return self.engine.run(batch)
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        """The calibrated probabilities (N, K) of a preprocessed batch."""
+        return np.asarray(self.manifest.probabilities(self.engine.run(batch).logits))
 
     def predict(self, images: Sequence[np.ndarray], batch_size: int = 8) -> list[Prediction]:
         """Predict every image (each (H, W) or (H, W, 3) in [0, 1]), ``batch_size`` at a time."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        prepared = [preprocess(pixels, self.manifest.input) for pixels in images]
         results: list[Prediction] = []
-        for start in range(0, len(prepared), batch_size):
-            chunk = prepared[start : start + batch_size]
-            logits, features = self.forward(torch.stack([tensor for tensor, _ in chunk]))
-            probs = self.manifest.probabilities(logits)
-            for (tensor, box), row, vector, raw in zip(chunk, probs, features, logits, strict=True):
-                results.append(Prediction(self._findings(row), tensor, box, vector.numpy(), raw.numpy()))
+        for start in range(0, len(images), batch_size):
+            chunk = [
+                preprocess_array(pixels, self.manifest.input) for pixels in images[start : start + batch_size]
+            ]
+            output = self.engine.run(np.stack([array for array, _ in chunk]))
+            probs = self.manifest.probabilities(output.logits)
+            for n, (array, box) in enumerate(chunk):
+                results.append(
+                    Prediction(
+                        findings=self._findings(probs[n]),
+                        input_array=array,
+                        crop=box,
+                        features=output.features[n],
+                        logits=output.logits[n],
+                        class_maps=output.class_maps[n] if self.one_pass_cam else None,
+                    )
+                )
         return results
 
-    def _findings(self, probs: torch.Tensor) -> list[Finding]:
+    def _findings(self, probs: np.ndarray) -> list[Finding]:
         manifest = self.manifest
         top = int(probs.argmax())
         findings = []
@@ -94,6 +147,9 @@ def logits_and_features(
     forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``forward`` (default: the model) once; return its output and ``layer_name``'s pooled output."""
+    import torch
+    import torch.nn.functional as F
+
     captured: list[torch.Tensor] = []
     handle = model.get_submodule(layer_name).register_forward_hook(
         lambda _module, _inputs, output: captured.append(output)

@@ -7,14 +7,17 @@ back onto the original image at its own aspect ratio.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 
 from sahay.models.bundle import InputSpec
 from sahay.models.providers import Provider
 from sahay.models.providers.efficientnet import IMAGENET_MEAN, IMAGENET_STD
+
+if TYPE_CHECKING:
+    import torch
 
 # ITU-R BT.601 luma, the weights DICOM and Pillow use for RGB to grey.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -55,11 +58,13 @@ def crop_box_for(shape: tuple[int, ...], spec: InputSpec) -> CropBox:
     return CropBox((height - side) // 2, (width - side) // 2, side, side)
 
 
-def preprocess(pixels: np.ndarray, spec: InputSpec) -> tuple[torch.Tensor, CropBox]:
-    """Return the (C, size, size) input tensor for one image, and the crop it came from."""
+def preprocess_array(pixels: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, CropBox]:
+    """Return the (C, size, size) float32 input for one image, and the crop it came from (NumPy/OpenCV
+    only: the torch-free path and torch share it, so both engines see the very same input)."""
     box = crop_box_for(pixels.shape, spec)
-    image = to_channels(pixels.astype(np.float32, copy=False), spec.channels)
-    image = image[box.top : box.top + box.height, box.left : box.left + box.width]
+    # Crop first, then convert: a 2k film's channel copy and float cast then cover only the crop.
+    cropped = pixels[box.top : box.top + box.height, box.left : box.left + box.width]
+    image = to_channels(cropped.astype(np.float32, copy=False), spec.channels)
     shrinking = image.shape[0] > spec.size
     resized = cv2.resize(
         image,
@@ -69,9 +74,17 @@ def preprocess(pixels: np.ndarray, spec: InputSpec) -> tuple[torch.Tensor, CropB
     if resized.ndim == 2:  # cv2 drops a trailing axis of length 1
         resized = resized[..., None]
     low, high = spec.value_range
-    scaled = resized * (high - low) + low
+    scaled = resized * np.float32(high - low) + np.float32(low)
     if spec.mean is not None:
-        scaled = scaled - np.asarray(spec.mean, dtype=np.float32)
+        scaled -= np.asarray(spec.mean, dtype=np.float32)
     if spec.std is not None:
-        scaled = scaled / np.asarray(spec.std, dtype=np.float32)
-    return torch.from_numpy(np.ascontiguousarray(scaled.transpose(2, 0, 1))), box
+        scaled /= np.asarray(spec.std, dtype=np.float32)
+    return np.ascontiguousarray(scaled.transpose(2, 0, 1)), box
+
+
+def preprocess(pixels: np.ndarray, spec: InputSpec) -> tuple[torch.Tensor, CropBox]:
+    """``preprocess_array`` as a torch tensor (training and the torch engine)."""
+    import torch
+
+    array, box = preprocess_array(pixels, spec)
+    return torch.from_numpy(array), box

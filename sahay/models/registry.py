@@ -6,15 +6,17 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sahay.analysis import ImageInfo
 from sahay.config import Settings
 from sahay.errors import BadInput, IntegrityError, ModelUnavailable, SahayError
 from sahay.fileio import sha256_file
 from sahay.models.bundle import MANIFEST_NAME, NAME_PATTERN, Bundle, load_bundle, save_bundle
-from sahay.models.catalog import CatalogEntry, catalog
-from sahay.models.download import ProgressCallback, download_file, rewrite_for_mirror
-from sahay.models.providers.xrv_weights import load_xrv_state_dict
+
+if TYPE_CHECKING:  # the catalogue and the weights reader load torch and torchxrayvision: only to install
+    from sahay.models.catalog import CatalogEntry
+    from sahay.models.download import ProgressCallback
 
 CHEST_RADIOGRAPH_MODALITIES = {"CR", "DX"}
 CHEST_BODY_PARTS = {"CHEST", "THORAX", "LUNG"}
@@ -96,6 +98,9 @@ def import_hint(entry: CatalogEntry) -> str:
 
 def pull(name: str, settings: Settings, progress: ProgressCallback | None = None) -> Bundle:
     """Download a catalogue model, check it, convert it, and install it as a bundle."""
+    from sahay.models.catalog import catalog
+    from sahay.models.download import download_file, rewrite_for_mirror
+
     entries = catalog()
     if name not in entries:
         raise ModelUnavailable(
@@ -155,6 +160,8 @@ def _import_bundle_folder(folder: Path, settings: Settings, *, force: bool) -> B
 
 
 def _import_weights_file(path: Path, settings: Settings, *, force: bool) -> Bundle:
+    from sahay.models.catalog import catalog
+
     digest = sha256_file(path)
     entries = list(catalog().values())
     by_sha = [e for e in entries if e.sha256 == digest]
@@ -176,6 +183,8 @@ def _import_weights_file(path: Path, settings: Settings, *, force: bool) -> Bund
 
 
 def _install_from_weights_file(entry: CatalogEntry, weights_file: Path, settings: Settings) -> Bundle:
+    from sahay.models.providers.xrv_weights import load_xrv_state_dict
+
     state = entry.convert(load_xrv_state_dict(weights_file))
     manifest = entry.manifest(source_sha256=sha256_file(weights_file))  # verified only if it matches
     settings.models_dir.mkdir(parents=True, exist_ok=True)
@@ -326,6 +335,8 @@ def _installed_or_pulled(name: str, settings: Settings, progress: ProgressCallba
     bundle = find_installed(name, settings)
     if bundle is not None:
         return bundle
+    from sahay.models.catalog import catalog
+
     entries = catalog()
     if name not in entries:
         raise ModelUnavailable(

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 from sahay.errors import BadInput, OutOfDomain
 from sahay.explain.methods import get_method
 from sahay.explain.options import DEFAULT_METHOD, DEFAULT_OPACITY, DEFAULT_TOP_K, Budget, ExplainOptions
-from sahay.fileio import atomic_write_text, check_input_file, check_writable_folder
+from sahay.fileio import atomic_write_text, check_writable_folder
+from sahay.imaging.header import check_image_file
 from sahay.progress import Progress, counter, report
 from sahay.statement import FORCED_PREFIX
 
@@ -87,7 +88,7 @@ class AnalyzeRequest:
     def check(self) -> None:
         """Refuse what can be refused before anything heavy loads: the method, the file, the folder."""
         get_method(self.explain.method)
-        check_input_file(self.image)
+        check_image_file(self.image)  # the path and the file's first bytes, before NumPy or torch
         if self.out_dir is not None:
             check_writable_folder(self.out_dir)
 

@@ -5,7 +5,7 @@ the CLI builds its help and the API its capabilities from it without loading the
 
 Example:
     >>> sorted(METHODS)
-    ['eigencam', 'gradcam', 'gradcam++', 'hirescam', 'layercam', 'occlusion', 'shap']
+    ['cam', 'eigencam', 'gradcam', 'gradcam++', 'hirescam', 'layercam', 'occlusion', 'shap']
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ from sahay.errors import BadInput
 from sahay.explain.methods.base import ExplanationMethod, MethodInput, MethodResult
 from sahay.explain.methods.cam import EIGENCAM, GRADCAM, GRADCAM_PLUS_PLUS, HIRESCAM, LAYERCAM
 from sahay.explain.methods.occlusion import OCCLUSION
+from sahay.explain.methods.onepass import ONE_PASS_CAM
 from sahay.explain.methods.shapley import SHAPLEY
 from sahay.explain.options import DEFAULT_METHOD, Budget
 
 METHODS: dict[str, ExplanationMethod] = {
     method.name: method
-    for method in (GRADCAM, GRADCAM_PLUS_PLUS, HIRESCAM, LAYERCAM, EIGENCAM, OCCLUSION, SHAPLEY)
+    for method in (ONE_PASS_CAM, GRADCAM, GRADCAM_PLUS_PLUS, HIRESCAM, LAYERCAM, EIGENCAM, OCCLUSION, SHAPLEY)
 }
 
 

@@ -19,13 +19,31 @@ EvaluationProgress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class MethodInput:
-    model: nn.Module
-    input_tensor: torch.Tensor
-    """One preprocessed image, (C, H, W)."""
+    model: nn.Module | None
+    """The torch network; None for methods that do not need it (``needs_network`` False)."""
+    input_tensor: torch.Tensor | np.ndarray
+    """One preprocessed image, (C, H, W): a tensor for the methods that run the network."""
     label_indices: Sequence[int]
     cam_layer: str
     budget: Budget = field(default_factory=Budget)
     progress: EvaluationProgress | None = None
+    class_maps: np.ndarray | None = None
+    """(K, h, w) class activation maps of the same forward pass (``Prediction.class_maps``)."""
+
+    @property
+    def network(self) -> nn.Module:
+        if self.model is None:
+            raise ValueError("this explanation method runs the torch network, and none was given")
+        return self.model
+
+    @property
+    def tensor(self) -> torch.Tensor:
+        """The input as a torch tensor, for the methods that run the network."""
+        import numpy as np
+        import torch
+
+        image = self.input_tensor
+        return torch.from_numpy(image) if isinstance(image, np.ndarray) else image
 
 
 @dataclass(frozen=True)
@@ -45,6 +63,8 @@ class ExplanationMethod:
     """False when every label gets the same map (the method ignores the target)."""
     cost: str
     run: Callable[[MethodInput], MethodResult]
+    needs_network: bool = True
+    """False for a method that works from the prediction alone (no torch, any runtime)."""
 
 
 def positive_part_scaled(attribution: np.ndarray) -> np.ndarray:

@@ -27,12 +27,12 @@ def _cam(name: str, title: str, cam_class_name: str, *, class_specific: bool = T
         cam_class = getattr(pytorch_grad_cam, cam_class_name)
         if not request.label_indices:
             return MethodResult([], 0)
-        layer = request.model.get_submodule(request.cam_layer)
+        layer = request.network.get_submodule(request.cam_layer)
         count = len(request.label_indices)
-        batch = request.input_tensor.unsqueeze(0).repeat(count, 1, 1, 1)
+        batch = request.tensor.unsqueeze(0).repeat(count, 1, 1, 1)
         targets = [ClassifierOutputTarget(index) for index in request.label_indices]
         # The context manager removes the hooks even when the backward pass fails.
-        with cam_class(model=request.model, target_layers=[layer]) as cam:
+        with cam_class(model=request.network, target_layers=[layer]) as cam:
             maps = cam(input_tensor=batch, targets=targets)
         return MethodResult([np.nan_to_num(m.astype(np.float32), nan=0.0) for m in maps], count)
 

@@ -37,8 +37,8 @@ def _run(request: MethodInput) -> MethodResult:
 
     from sahay.explain.methods.perturbation import CountingForward, channel_means, per_label_result
 
-    image = request.input_tensor.unsqueeze(0)
-    channels, height, width = request.input_tensor.shape
+    image = request.tensor.unsqueeze(0)
+    channels, height, width = request.tensor.shape
     window, stride, per_axis = window_plan(
         min(height, width), request.budget.patch_fraction, request.budget.max_evaluations
     )
@@ -47,7 +47,7 @@ def _run(request: MethodInput) -> MethodResult:
         image,
         sliding_window_shapes=(channels, window, window),
         strides=(channels, stride, stride),
-        baselines=channel_means(request.input_tensor).expand_as(image),
+        baselines=channel_means(request.tensor).expand_as(image),
         perturbations_per_eval=request.budget.batch_size,
     )
     return per_label_result(attribution, forward)

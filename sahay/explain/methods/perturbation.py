@@ -20,7 +20,7 @@ class CountingForward:
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            logits = self.request.model(batch)[:, self.indices]
+            logits = self.request.network(batch)[:, self.indices]
         self.evaluations += int(batch.shape[0])
         if self.request.progress is not None:
             self.request.progress(min(self.evaluations, self.expected), self.expected)
@@ -38,6 +38,6 @@ def channel_means(image: torch.Tensor) -> torch.Tensor:
 
 def per_label_result(attribution: torch.Tensor, forward: CountingForward) -> MethodResult:
     """captum's attribution for the requested labels, (K, C, H, W) in any leading layout, as maps."""
-    channels, height, width = forward.request.input_tensor.shape
+    channels, height, width = forward.request.tensor.shape
     per_label = attribution.reshape(len(forward.indices), channels, height, width).sum(dim=1)
     return MethodResult([positive_part_scaled(m.numpy()) for m in per_label], forward.evaluations)

@@ -47,8 +47,8 @@ def _run(request: MethodInput) -> MethodResult:
 
     from sahay.explain.methods.perturbation import CountingForward, channel_means, per_label_result
 
-    image = request.input_tensor.unsqueeze(0)
-    height, width = request.input_tensor.shape[-2:]
+    image = request.tensor.unsqueeze(0)
+    height, width = request.tensor.shape[-2:]
     grid, permutations = sampling_plan(request.budget.max_evaluations)
     forward = CountingForward(request, expected=permutations * grid * grid + 1)
     with torch.random.fork_rng():
@@ -56,7 +56,7 @@ def _run(request: MethodInput) -> MethodResult:
         attribution = ShapleyValueSampling(forward).attribute(
             image,
             feature_mask=tile_mask(height, width, grid),
-            baselines=channel_means(request.input_tensor).expand_as(image),
+            baselines=channel_means(request.tensor).expand_as(image),
             n_samples=permutations,
             perturbations_per_eval=request.budget.batch_size,
         )

@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING
 from sahay.errors import ModelUnavailable
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
+
+FeatureMap = Callable[["nn.Module", "torch.Tensor"], "torch.Tensor"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,10 @@ class Provider:
     """The network with pretrained backbone weights available offline and a new head, if there are any."""
     backbone_source: str | None = None
     """An installed model whose features start fine-tuning (training looks it up), if any."""
+    feature_map: FeatureMap | None = None
+    """The (N, C, h, w) map that global average pooling turns into the input of the linear ``head``,
+    when the network ends that way (logits = head(mean(map))): the one-pass class activation map is
+    then ``head.weight @ map``, from the same forward pass. None for any other head."""
 
 
 def _registry() -> dict[str, Provider]:

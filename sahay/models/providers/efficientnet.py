@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from sahay.models.providers import Provider
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 ARCHITECTURE = "efficientnet-lite0"
@@ -42,6 +43,13 @@ def pretrained(num_outputs: int) -> nn.Module:
     return model
 
 
+def feature_map(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """``extract_features``: the head convolution after batch norm and activation, before pooling
+    (dropout, before ``_fc``, is the identity in evaluation)."""
+    features: torch.Tensor = model.extract_features(batch)  # type: ignore[operator]
+    return features
+
+
 PROVIDER = Provider(
     architecture=ARCHITECTURE,
     description="EfficientNet-Lite0, ImageNet-pretrained backbone, 3-channel input",
@@ -50,4 +58,5 @@ PROVIDER = Provider(
     in_channels=3,
     head="_fc",
     pretrained=pretrained,
+    feature_map=feature_map,
 )

@@ -16,6 +16,7 @@ from sahay.errors import IntegrityError, ModelUnavailable
 from sahay.models.providers import Provider
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
     from torchvision.models import WeightsEnum
 
@@ -78,6 +79,14 @@ def _pretrained(architecture: str) -> Callable[[int], nn.Module]:
     return pretrained
 
 
+def feature_map(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """``layer4``'s output (it ends in a ReLU), which ``avgpool`` averages for ``fc``."""
+    x = model.maxpool(model.relu(model.bn1(model.conv1(batch))))  # type: ignore[operator]
+    for name in ("layer1", "layer2", "layer3", "layer4"):
+        x = model.get_submodule(name)(x)
+    return x
+
+
 PROVIDERS = [
     Provider(
         architecture=architecture,
@@ -87,6 +96,7 @@ PROVIDERS = [
         in_channels=3,
         head="fc",
         pretrained=_pretrained(architecture),
+        feature_map=feature_map,
     )
     for architecture in _WEIGHTS_NAMES
 ]

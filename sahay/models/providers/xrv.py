@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from sahay.models.providers import Provider
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 ARCHITECTURE = "xrv-densenet121"
@@ -28,6 +29,13 @@ def build(num_outputs: int) -> nn.Module:
     return xrv.models.DenseNet(weights=None, num_classes=num_outputs)
 
 
+def feature_map(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """What xrv's ``features2`` pools: ReLU of ``features`` (denseblock4, then norm5)."""
+    import torch.nn.functional as F
+
+    return F.relu(model.features(batch))  # type: ignore[operator]
+
+
 PROVIDER = Provider(
     architecture=ARCHITECTURE,
     description="TorchXRayVision DenseNet121, 1-channel 224 px input in [-1024, 1024]",
@@ -37,4 +45,5 @@ PROVIDER = Provider(
     in_channels=1,
     head="classifier",
     backbone_source=BACKBONE_SOURCE,
+    feature_map=feature_map,
 )
