@@ -62,6 +62,8 @@ class Context:
         return "\n".join(lines)
 
 
+MAX_NOTE_FACTS = 12
+_NOTE_CERTAINTY = {"positive": "states", "negative": "negates", "uncertain": "is uncertain about"}
 _NOTICE_FIELDS = {"demonstration": "demonstration_notice", "forced": "quality", "out-of-domain": "quality"}
 
 
@@ -95,6 +97,14 @@ def analysis_facts(analysis: Analysis) -> list[Fact]:
                 finding.explanation.summary,
                 finding.label,
                 finding.positive,
+            )
+    if analysis.notes is not None:
+        for index, entity in enumerate(analysis.notes.entities[:MAX_NOTE_FACTS]):
+            said = _NOTE_CERTAINTY[entity.certainty]
+            when = "" if entity.temporality == "current" else f", {entity.temporality}"
+            add(
+                f"notes.entities[{index}]",
+                f'The clinical note {said} "{entity.text}" ({entity.concept}{when}).',
             )
     if analysis.fusion is not None:
         for text in analysis.fusion.discordances:

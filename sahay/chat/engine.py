@@ -206,12 +206,16 @@ class Conversation:
         urgent_review = bool(positives & RED_FLAG_FINDINGS) and not self.urgent_review_given
         closest = max((p.dense_similarity or 0.0 for p in context.passages), default=0.0)
         about_result = self.analysis is not None and (flags.about_analysis or kind in _ABOUT_RESULT_KINDS)
-        on_topic = about_result or bool(targets) or closest >= ON_TOPIC_SIMILARITY
+        # With no analysis, "is it serious?" still asks about a result: it is told none is in focus.
+        no_result = (
+            self.analysis is None and not targets and (kind == "analysis" or kind in _ABOUT_RESULT_KINDS)
+        )
+        on_topic = about_result or no_result or bool(targets) or closest >= ON_TOPIC_SIMILARITY
         say = _Speaker(on_token)
         if flags.self_harm:  # support, and nothing else
             say(CheckedSentence(safety.SELF_HARM_SUPPORT))
             return self._finish(question, say.said, [], context, kind, flags, [])
-        if not on_topic and not red_flag:
+        if not on_topic and flags.category is None:
             say(CheckedSentence(safety.OFF_TOPIC))
             return self._finish(question, say.said, [], context, kind, flags, [], off_topic=True)
         lead: list[str] = []
@@ -227,7 +231,7 @@ class Conversation:
             lead.append(safety.DIAGNOSIS_DECLINED)
         elif flags.diagnosis_demand:
             lead.append(safety.NO_DIAGNOSIS)
-        if kind == "analysis" and self.analysis is None:
+        if no_result or (kind == "analysis" and self.analysis is None):
             lead.append(NO_ANALYSIS)
         if context.uncovered and len(context.uncovered) == len(positives):
             lead.append(safety.NO_ARTICLE)  # what retrieval finds is not about these findings
@@ -313,14 +317,21 @@ class Conversation:
         return answer
 
     def _section_targets(self, question: str, kind: QuestionKind) -> list[SectionTarget]:
-        """The sections the question names, the best answer first."""
+        """The sections the question names, the best answer first: a heading match counts twice, its
+        article's title once, and a section whose heading fits the question's kind (a glossary entry,
+        for a definition) counts double."""
         if self._targets is None:
-            self._targets = SectionTargets(_articles(self.knowledge))
+            self._targets = _section_targets(self.knowledge)
         affinity = SECTION_AFFINITY.get(kind)
 
-        def score(target: SectionTarget) -> float:
-            fits = affinity is not None and re.search(affinity, target.heading, re.IGNORECASE) is not None
-            return 2 * target.heading_words + target.title_words + (3 if fits else 0)
+        def fits(target: SectionTarget) -> bool:
+            if kind == "definition" and target.article_id.startswith("glossary"):
+                return True
+            return affinity is not None and re.search(affinity, target.heading, re.IGNORECASE) is not None
+
+        def score(target: SectionTarget) -> tuple[float, bool]:
+            strength = 2 * target.heading_score + target.title_score
+            return strength * (2 if fits(target) else 1), fits(target)
 
         return sorted(self._targets.match(question), key=score, reverse=True)
 
@@ -335,26 +346,31 @@ class Conversation:
         answering: list[Passage] = []
         if flags.red_flag:
             answering += self.knowledge.document_passages(URGENT_ARTICLE)[:2]
-        sizes = self._nodule_sizes(question)
+        sizes = self._nodule_sizes(question, from_note=kind == "next_steps")
         if sizes and kind in ("next_steps", "category", "general", "definition", "analysis"):
             answering += self._fleischner_passages(question, sizes)
-        if not answering and targets and (targets[0].heading_words or kind not in _SECTION_FOR_KIND):
-            best = targets[0]  # the sections the engine ranked first: the best, and any equally good
-            for target in targets[:TARGET_SECTIONS]:
-                if (target.heading_words, target.title_words) == (best.heading_words, best.title_words):
-                    answering += self.knowledge.section_passages(target.article_id, target.heading)
         wanted = _SECTION_FOR_KIND.get(kind, ())
-        if wanted and not any(t.heading_words for t in targets):
-            asked = self._findings_named(question) or positives
+        # A finding the question names (by its label, or a heading or title of its article) is asked
+        # about; with none named, the positive findings are, unless the question names a section.
+        asked = list(dict.fromkeys([*self._findings_named(question), *self._findings_targeted(targets)]))
+        about_findings = asked or kind == "analysis" or not any(t.heading_score for t in targets)
+        if not answering and wanted and about_findings:
             if self.audience == "patient" and kind == "analysis":
                 wanted = (IMAGE_SECTION, "In plain words")
-            for label in asked:
+            for label in asked or positives:
                 articles = self.knowledge.articles_for_finding(label)[:1]
                 if not articles and label in positives:
                     context.uncovered.append(label)
                 for article in articles:
                     for section in wanted:
                         answering += self.knowledge.section_passages(article.id, section)
+        if not answering and targets and (targets[0].heading_score or not wanted):
+            best = targets[0]  # the best section, and as good ones of other articles (other findings)
+            answering += self.knowledge.section_passages(best.article_id, best.heading)
+            for target in targets[1:TARGET_SECTIONS]:
+                same = (target.heading_score, target.title_score) == (best.heading_score, best.title_score)
+                if same and target.article_id != best.article_id:
+                    answering += self.knowledge.section_passages(target.article_id, target.heading)
         query = question if not positives else f"{question} {' '.join(positives)}"
         found = self.knowledge.search(query, k=PASSAGES_PER_QUESTION, audience=self._audience_filter())
         if self.web is not None:
@@ -379,6 +395,16 @@ class Conversation:
 
         return allowed
 
+    def _findings_targeted(self, targets: list[SectionTarget]) -> list[str]:
+        """The findings of the finding articles whose headings the question names ("enlarged heart")."""
+        labels: list[str] = []
+        for target in targets:
+            if target.heading_score:
+                article = self.knowledge.article(target.article_id)
+                if article.path.startswith("findings/"):
+                    labels += article.findings
+        return labels
+
     def _findings_named(self, question: str) -> list[str]:
         """The analysis's findings the question names, by label or by its article's title words."""
         if self.analysis is None:
@@ -399,10 +425,10 @@ class Conversation:
                 break
         return named
 
-    def _nodule_sizes(self, question: str) -> list[tuple[float, str]]:
+    def _nodule_sizes(self, question: str, from_note: bool) -> list[tuple[float, str]]:
         """Nodule sizes in millimetres, with the text that gives them: from the question, then the note."""
         sizes = [(_millimetres(m), question) for m in _NODULE_SIZE.finditer(question)]
-        notes = self.analysis.notes if self.analysis is not None else None
+        notes = self.analysis.notes if self.analysis is not None and from_note else None
         if notes is not None:
             for entity in notes.entities:
                 if entity.concept == "Nodule" and entity.measurement_mm and entity.certainty != "negative":
@@ -532,6 +558,8 @@ def _opening(context: Context, kind: str, question: str, about_result: bool, nam
                 f"The model calls none of its findings positive {_cites(notable or negatives[:1])}."
             )
         opening += [f"{f.text[:-1]} {_cites([f])}." for f in notable]
+        if re.search(r"\bnotes?\b", question, re.IGNORECASE):
+            opening += [f"{f.text[:-1]} [{f.id}]." for f in context.facts if f.field.startswith("notes.")]
         opening += [f"{f.text.rstrip('.')} [{f.id}]." for f in context.facts if f.field.startswith("fusion")]
     elif positives and kind in ("next_steps", "specialist", "urgency"):
         opening.append(
@@ -585,6 +613,19 @@ def _in_band(heading: str, size: float) -> bool:
 
 def _articles(knowledge: KnowledgeBase) -> list[Article]:
     return [knowledge.article(document.id) for document in knowledge.documents()]
+
+
+_TARGETS_CACHE: dict[tuple[tuple[str, str], ...], SectionTargets] = {}
+
+
+def _section_targets(knowledge: KnowledgeBase) -> SectionTargets:
+    """The knowledge base's section targets, built once for each state of its documents (a server
+    makes a Conversation per request)."""
+    key = tuple((d.id, d.sha256) for d in knowledge.documents())
+    if key not in _TARGETS_CACHE:
+        _TARGETS_CACHE.clear()
+        _TARGETS_CACHE[key] = SectionTargets(_articles(knowledge))
+    return _TARGETS_CACHE[key]
 
 
 def _headings(body: str) -> list[str]:

@@ -48,6 +48,8 @@ ANALYSIS_QUESTION = (
     r"|\b(?:indicate|show|shows|found|find|detected|results?)\b.*\b(?:x-?ray|image|scan|film|analysis)\b"
     r"|\bwhat (?:is|does) (?:this|the) (?:x-?ray|image|scan|result)"
     r"|\b(?:do|does|did) (?:i|she|he|they|the patient) have\b"
+    r"|\b(?:the|this|my|her|his) (?:clinical )?notes?\b"
+    r"|\bhow (?:sure|confident|certain)\b"
     r"|\bare (?:any of )?(?:my|her|his|their) \w+ (?:broken|enlarged|collapsed|damaged)"
 )
 """A question about the result in focus: find, show, summarise, normal?, what's wrong."""
@@ -94,7 +96,11 @@ _KINDS: list[tuple[QuestionKind, str]] = [
         r"\b(?:next|what (?:should|do|can) (?:we|i|she|he|they) do|follow.?up|management|manage|what now|"
         r"treat|treatment|recommended|what happens now)",
     ),
-    ("prognosis", r"\b(?:prognosis|survival|survive|life expectancy|outlook|chance of)\b"),
+    (
+        "prognosis",
+        r"\b(?:prognosis|survival|survive|life expectancy|outlook|chance of|kill (?:me|her|him|them)|"
+        r"(?:will|am) (?:i|she|he) (?:die|dying)|fatal|deadly)\b",
+    ),
     ("analysis", ANALYSIS_QUESTION),
     (
         "definition",

@@ -2,79 +2,54 @@
 
 Articles are written so that every ``##`` heading names what its section answers, with other
 spellings in parentheses ("Blunting of the costophrenic angle (blunted costophrenic angle)"), and
-the first sentence answers it. A question that contains a heading's phrase is about that section;
-a question that contains an article's title phrase is about that article's sections. Headings
-shared by many articles ("Usual next steps") name no target of their own: they are found through
-the article's title.
+the first sentence answers it. A question that holds a heading's words is about that section; a
+question that holds an article's title words is about that article's sections. Headings shared by
+many articles ("Usual next steps") name no target of their own: they are found through the title.
 
-Matching is on whole words after lower-casing and turning punctuation into spaces, in any order
-and with plural "s" ignored: "bi-rads 4" matches "BI-RADS 4" but not "BI-RADS 4A", and "bones
-broken" matches "broken bone". A heading phrase of several words also matches when all but one of
-its content words are in the question (scored one lower), so that "what does a probability of 0.7
-mean" finds "Does a probability of 0.7 mean a 70% chance".
+Words are compared as Snowball stems, in any order, so "bones broken" matches "broken bone" and
+"screened" matches "screening"; "bi-rads 4" matches "BI-RADS 4" but not "BI-RADS 4A". Each word
+weighs its inverse frequency among the headings, so "cardiomegaly" counts for more than "chest
+X-ray". A heading with a stock opening ("Causes of pleural effusion", "Who is eligible for lung
+cancer screening") also matches a question that names only its subject, at half weight; the
+question's kind then picks among the sections (the chat's ``SECTION_AFFINITY``). A match weaker
+than ``MIN_SCORE`` (one common word, such as "Sahay" or "chest") names nothing.
 
 Example:
     >>> from sahay.knowledge.corpus import builtin_articles
     >>> targets = SectionTargets(builtin_articles())
-    >>> targets.match("What does BI-RADS 0 mean?")[0].article_id
-    'bi-rads'
+    >>> targets.match("What does BI-RADS 0 mean?")[0].heading.startswith("BI-RADS 0")
+    True
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sahay.knowledge.corpus import Article
 
 GENERIC_HEADING_ARTICLES = 3
 """A heading used by this many articles or more is generic ("Which specialist")."""
-_LEADING_STOCK = re.compile(
+MIN_SCORE = 4.5
+"""The least weight of matched words that names a section: about one rare word (a word used in one
+heading of 700 weighs 6.6; "chest" about 3.5)."""
+_STOCK_OPENING = re.compile(
     r"^(?:causes? of|differential (?:diagnosis )?(?:of|for)|first (?:imaging )?test for(?: suspected)?|"
-    r"imaging for(?: suspected)?|who is eligible for|who should (?:get|have)|what (?:is|are|does)|"
-    r"how (?:often|long)|when to stop|the)\s+"
+    r"imaging for(?: suspected)?|who is eligible for|who should (?:get|have)|what (?:is|are|does|a|an)|"
+    r"how often to|how often|how long|when to stop|when to start|the)\s+"
 )
 _WORD_SPLIT = re.compile(r"[^a-z0-9]+")
 _STOP_WORDS = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "of",
-        "for",
-        "to",
-        "in",
-        "on",
-        "at",
-        "by",
-        "with",
-        "and",
-        "or",
-        "is",
-        "are",
-        "was",
-        "does",
-        "do",
-        "did",
-        "what",
-        "which",
-        "who",
-        "how",
-        "when",
-        "it",
-        "its",
-        "this",
-        "that",
-        "mean",
-        "means",
-        "my",
-        "your",
-        "i",
-        "me",
-        "s",
-    ]
+    re.findall(
+        r"\w+",
+        "a an the of for to in on at by with and or is are was does do did what which who how when it its "
+        "this that mean means my your i me s some can could should would will be",
+    )
 )
 
 
@@ -82,10 +57,10 @@ _STOP_WORDS = frozenset(
 class SectionTarget:
     article_id: str
     heading: str
-    heading_words: int
-    """Words of the longest heading phrase the question contains (0: matched by title only)."""
-    title_words: int
-    """Words of the longest title phrase of the article the question contains."""
+    heading_score: float
+    """Weight of the heading's words the question holds (0: matched by the title only)."""
+    title_score: float
+    """Weight of the article's title words the question holds."""
 
 
 def normalise(text: str) -> str:
@@ -93,22 +68,25 @@ def normalise(text: str) -> str:
     return " " + " ".join(w for w in _WORD_SPLIT.split(text.lower()) if w) + " "
 
 
-def heading_phrases(heading: str) -> list[str]:
-    """What a heading names: the heading, its part before a colon or dash, its parenthesised spellings,
-    and the heading without a stock opening ("Causes of ...")."""
-    phrases: list[str] = []
+def heading_phrases(heading: str) -> list[tuple[str, float]]:
+    """What a heading names, each with its weight: the heading, its part before a colon, its
+    parenthesised spellings (full weight), and the heading without a stock opening (half)."""
+    phrases: list[tuple[str, float]] = []
     outside = re.sub(r"\([^)]*\)", " ", heading)
     for inside in re.findall(r"\(([^)]*)\)", heading):
-        phrases += [p for p in re.split(r"[,;]| or ", inside) if p.strip()]
+        phrases += [(p, 1.0) for p in re.split(r"[,;]| or ", inside) if p.strip()]
     for candidate in (outside, re.split(r":| - | – ", outside)[0]):
-        phrases.append(candidate)
-        phrases.append(_LEADING_STOCK.sub("", normalise(candidate).strip()))
-    cleaned = {normalise(p).strip() for p in phrases}
-    return sorted(p for p in cleaned if p and not p.isdigit())
-
-
-def title_phrases(title: str) -> list[str]:
-    return heading_phrases(title)
+        phrases.append((candidate, 1.0))
+        text = normalise(candidate).strip()
+        stripped = _STOCK_OPENING.sub("", text)
+        if stripped != text:
+            phrases.append((stripped, 0.5))
+    found: dict[str, float] = {}
+    for phrase, weight in phrases:
+        text = normalise(phrase).strip()
+        if text and not text.isdigit():
+            found[text] = max(weight, found.get(text, 0.0))
+    return sorted(found.items())
 
 
 class SectionTargets:
@@ -118,58 +96,68 @@ class SectionTargets:
         articles = list(articles)
         headings_by_article = {a.id: _headings(a.body) for a in articles}
         uses = Counter(h.lower() for hs in headings_by_article.values() for h in set(hs))
-        self._sections: list[tuple[str, str, list[str]]] = []
-        self._titles: dict[str, list[str]] = {}
+        self._sections: list[tuple[str, str, list[tuple[frozenset[str], float]]]] = []
+        self._titles: dict[str, list[tuple[frozenset[str], float]]] = {}
         for article in articles:
-            self._titles[article.id] = title_phrases(article.title)
+            self._titles[article.id] = _stemmed(heading_phrases(article.title))
             for heading in headings_by_article[article.id]:
                 named = uses[heading.lower()] < GENERIC_HEADING_ARTICLES
-                self._sections.append((article.id, heading, heading_phrases(heading) if named else []))
+                self._sections.append(
+                    (article.id, heading, _stemmed(heading_phrases(heading)) if named else [])
+                )
+        frequency = Counter(
+            word for _, _, phrases in self._sections for word in set().union(*(p for p, _ in phrases))
+        )
+        frequency.update(
+            word for phrases in self._titles.values() for word in set().union(*(p for p, _ in phrases))
+        )
+        total = len(self._sections) + len(self._titles)
+        self._weight = {word: math.log(1 + total / count) for word, count in frequency.items()}
 
     def phrases(self) -> set[str]:
-        """Every phrase a heading or title names, e.g. for telling on-topic questions."""
-        found = {p for _, _, phrases in self._sections for p in phrases}
-        return found | {p for phrases in self._titles.values() for p in phrases}
+        """Every stemmed phrase a heading or title names, e.g. for telling on-topic questions."""
+        found = {" ".join(sorted(p)) for _, _, phrases in self._sections for p, _ in phrases}
+        return found | {" ".join(sorted(p)) for phrases in self._titles.values() for p, _ in phrases}
 
     def match(self, question: str) -> list[SectionTarget]:
-        """Sections the question names, the longest match first (heading words, then title words)."""
-        text = normalise(question)
-        title_words = {article_id: _longest(text, phrases) for article_id, phrases in self._titles.items()}
+        """Sections the question names, the strongest heading match first, then the title's."""
+        words = frozenset(_stem_words(normalise(question)))
+        titles = {article_id: self._score(words, phrases) for article_id, phrases in self._titles.items()}
         found = []
         for article_id, heading, phrases in self._sections:
-            heading_words = _longest(text, phrases, partial=True)
-            if heading_words or title_words[article_id]:
-                found.append(SectionTarget(article_id, heading, heading_words, title_words[article_id]))
-        return sorted(found, key=lambda t: (-t.heading_words, -t.title_words))
+            heading_score = self._score(words, phrases)
+            if heading_score or titles[article_id]:
+                found.append(SectionTarget(article_id, heading, heading_score, titles[article_id]))
+        return sorted(found, key=lambda t: (-t.heading_score, -t.title_score))
+
+    def _score(self, words: frozenset[str], phrases: list[tuple[frozenset[str], float]]) -> float:
+        """The weight of the heaviest phrase all of whose words the question holds."""
+        best = 0.0
+        for phrase, weight in phrases:
+            if phrase <= words:
+                best = max(best, weight * sum(self._weight.get(w, 1.0) for w in phrase))
+        return best if best >= MIN_SCORE else 0.0
 
 
-def _longest(text: str, phrases: Sequence[str], partial: bool = False) -> int:
-    """The number of content words of the best phrase whose words the text holds (``partial``: all
-    but one of four or more, scored one lower)."""
-    words = _content(text)
-    best = 0
-    for phrase in phrases:
-        wanted = _content(phrase)
-        if not wanted:
-            continue
-        missing = len(wanted - words)
-        if missing == 0:
-            best = max(best, len(wanted))
-        elif partial and missing == 1 and len(wanted) >= 4:
-            best = max(best, len(wanted) - 2)
-    return best
+def _stemmed(phrases: list[tuple[str, float]]) -> list[tuple[frozenset[str], float]]:
+    stemmed = [(frozenset(_stem_words(f" {p} ")), weight) for p, weight in phrases]
+    return [(words, weight) for words, weight in stemmed if words]
 
 
-def _content(text: str) -> frozenset[str]:
-    return frozenset(stem(w) for w in text.split() if w not in _STOP_WORDS)
+def _stem_words(text: str) -> list[str]:
+    return [stem(w) for w in text.split() if w not in _STOP_WORDS]
 
 
 def stem(word: str) -> str:
-    """A crude English stem, enough to match "screened" with "screening" and "bones" with "bone"."""
-    for suffix in ("ing", "ed", "es", "s"):
-        if len(word) > len(suffix) + 3 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
+    """The Snowball (Porter 2) stem of an English word: "screened" and "screening" give "screen"."""
+    return _stemmer().stemWord(word)
+
+
+@functools.cache
+def _stemmer() -> Any:
+    import Stemmer  # PyStemmer, which the knowledge index's BM25 already uses
+
+    return Stemmer.Stemmer("english")
 
 
 def _headings(body: str) -> list[str]:

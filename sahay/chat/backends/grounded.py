@@ -99,7 +99,7 @@ class GroundedComposer:
         candidates = [
             (
                 number,
-                [s for s in _sentences(passage.chunk.text) if not is_dosing(s) and not is_instruction(s)],
+                [s for s in _sentences(passage.chunk.text) if _usable(s)],
             )
             for number, passage in enumerate(context.passages, start=1)
         ]
@@ -126,6 +126,12 @@ class GroundedComposer:
         if on_token is not None and text:
             on_token(text)
         return text
+
+
+def _usable(sentence: str) -> bool:
+    """A sentence that says something by itself: not a list's opening ("... the following:"), not a
+    dose, not an instruction to the assistant."""
+    return not sentence.rstrip().endswith(":") and not is_dosing(sentence) and not is_instruction(sentence)
 
 
 def cite_each(text: str, marker: str) -> list[str]:
