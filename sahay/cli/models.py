@@ -259,3 +259,32 @@ def models_verify(
     out.print(
         f"{escape(bundle.name)}: weights verified ({escape(bundle.manifest.weights.verified_by or '')})"
     )
+
+
+@app.command("export-onnx")
+def models_export_onnx(
+    name: Annotated[str, typer.Argument(help="Installed model name or bundle folder.")],
+    int8: Annotated[
+        bool, typer.Option("--int8", help="Quantize to int8 (faster, measured accuracy change recorded).")
+    ] = False,
+) -> None:
+    """Export a model to ONNX for ONNX Runtime: torch-free analyses (SAHAY_RUNTIME=auto or onnx)."""
+    from sahay.services.model_export import export_onnx
+
+    with progress_display() as progress:
+        bundle = export_onnx(name, int8=int8, progress=progress)
+    spec = bundle.manifest.onnx
+    assert spec is not None
+    out.print(f"{escape(bundle.name)}: wrote {escape(str(bundle.path / spec.file))} ({spec.precision})")
+    if spec.int8 is not None:
+        accuracy = spec.int8
+        auroc = (
+            f"; macro AUROC {accuracy.macro_auroc_fp32:.4f} (fp32) -> {accuracy.macro_auroc_int8:.4f} (int8)"
+            if accuracy.macro_auroc_fp32 is not None and accuracy.macro_auroc_int8 is not None
+            else ""
+        )
+        out.print(
+            f"int8 against fp32 on {escape(accuracy.measured_on)}: probabilities differ by at most "
+            f"{accuracy.max_abs_probability_difference:.4f} "
+            f"(mean {accuracy.mean_abs_probability_difference:.5f}){auroc}"
+        )

@@ -89,7 +89,7 @@ def test_analyze_writes_findings_and_heatmaps(
     assert {f.label for f in with_heatmaps} == {f.label for f in expected}
     for finding in with_heatmaps:
         explanation = finding.explanation
-        assert explanation is not None and explanation.method == "gradcam"
+        assert explanation is not None and explanation.method == "cam"
         side_by_side = Image.open(out / explanation.side_by_side_png)
         assert side_by_side.width > 2 * analysis.image.columns
         array = explanation.load_map(out)

@@ -28,7 +28,14 @@ def test_each_finding_heatmap_falls_on_its_own_evidence(demo_bundle: Bundle, see
     predictor = Predictor(demo_bundle)
     prediction = predictor.predict([image.pixels])[0]
     layer = get_provider(demo_bundle.manifest.architecture).cam_layer
-    request = MethodInput(predictor.model, prediction.input_tensor, [0, 1], layer, Budget(max_evaluations=37))
+    request = MethodInput(
+        predictor.model,
+        prediction.input_tensor,
+        [0, 1],
+        layer,
+        Budget(max_evaluations=37),
+        class_maps=prediction.class_maps,
+    )
     maps = METHODS[method].run(request).maps
     heatmaps = [to_image_geometry(m, prediction.crop, image.pixels.shape) for m in maps]
     disc_box, stripes_box = image.boxes[LABELS[0]], image.boxes[LABELS[1]]
