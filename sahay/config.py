@@ -50,6 +50,11 @@ class Settings(BaseSettings):
         default=None,
         description="sentence-transformers model folder or name; the packaged all-MiniLM-L6-v2 when unset.",
     )
+    text_embedding_backend: Literal["auto", "onnx", "sentence-transformers"] = Field(
+        default="auto",
+        description="What runs the text embedding model: onnx (ONNX Runtime, the export `sahay kb build` "
+        "makes), sentence-transformers, or auto (onnx when exported and installed).",
+    )
 
     llm: str = Field(
         default="grounded",

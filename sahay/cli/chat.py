@@ -17,7 +17,8 @@ kb_app = typer.Typer(
     no_args_is_help=True,
 )
 
-INDEXING_STATUS = "thinking (the first question indexes the knowledge base: a minute or two)"
+THINKING = "thinking"
+INDEXING = "building the knowledge index (once for each installed version: a minute or two)"
 AUDIENCE_HELP = " or ".join(capabilities.AUDIENCES) + "."
 
 
@@ -38,7 +39,7 @@ def chat_command(
         raise BadInput("--json needs a QUESTION")
     conversation = chat.conversation(analysis, audience)
     if question is not None:
-        with err.status(INDEXING_STATUS):
+        with err.status(THINKING if conversation.knowledge.is_built() else INDEXING):
             answer = conversation.ask(question)
         if as_json:
             print_json(answer.to_dict())
@@ -53,7 +54,7 @@ def chat_command(
             break
         if line.strip().lower() in ("", "exit", "quit"):
             break
-        with err.status(INDEXING_STATUS):
+        with err.status(THINKING if conversation.knowledge.is_built() else INDEXING):
             answer = conversation.ask(line)
         _print_answer(answer)
 
@@ -144,7 +145,7 @@ def kb_search(
     from sahay.services import chat
 
     chat.check_audience(audience)
-    with err.status(INDEXING_STATUS):
+    with err.status(THINKING):
         passages = chat.search_knowledge(query, k=k, audience=audience)
     if as_json:
         print_json(

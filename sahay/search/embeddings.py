@@ -159,7 +159,7 @@ def text_embedder(settings: Settings | None = None, backend: Backend | None = No
     when it exists and onnxruntime is installed, and sentence-transformers otherwise.
     """
     settings = settings or get_settings()
-    backend = backend or getattr(settings, "text_embedding_backend", None) or "auto"
+    backend = backend or settings.text_embedding_backend
     if backend not in BACKENDS:
         raise BadInput(f"the text embedding backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     identity = model_identity(settings)

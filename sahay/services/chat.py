@@ -14,20 +14,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from sahay.chat import AUDIENCES
 from sahay.chat.safety import URGENT_REVIEW
 from sahay.config import Settings
 from sahay.errors import BadInput
-from sahay.store import audit
-from sahay.store.db import session_scope
-from sahay.store.records import ChatMessageRecord, UserRecord
 
+# The store (SQLAlchemy) is imported where a stored conversation is used: a CLI question needs none.
 if TYPE_CHECKING:
     from sahay.chat.engine import Conversation
     from sahay.knowledge.index import DocumentInfo, KnowledgeBase, Passage
     from sahay.services.workspace import Workspace
+    from sahay.store.records import ChatMessageRecord, UserRecord
 
 MAX_QUESTION_CHARS = 2000
 
@@ -56,6 +54,8 @@ def conversation(analysis: Path | None = None, audience: str = "clinician") -> C
 
 
 def history(workspace: Workspace, user: UserRecord, analysis_id: str) -> list[ChatMessageOut]:
+    from sahay.store.db import session_scope
+
     """The stored conversation about one analysis, oldest first."""
     with session_scope(workspace.settings) as session:
         record = workspace.get(session, user, analysis_id)
@@ -85,6 +85,9 @@ def ask(
     """Answer a question about an analysis, continuing and storing its conversation (audited)."""
     from sahay.chat.backends import Turn
     from sahay.chat.engine import Conversation
+    from sahay.store import audit
+    from sahay.store.db import session_scope
+    from sahay.store.records import ChatMessageRecord
 
     question = check_question(question)
     with session_scope(workspace.settings) as session:
@@ -109,6 +112,10 @@ def ask(
 
 
 def _messages(session: Any, analysis_id: str) -> list[ChatMessageRecord]:
+    from sqlalchemy import select
+
+    from sahay.store.records import ChatMessageRecord
+
     return list(
         session.scalars(
             select(ChatMessageRecord)
