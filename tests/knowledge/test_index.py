@@ -157,7 +157,7 @@ def test_user_documents_are_added_replaced_and_removed(kb: KnowledgeBase, tmp_pa
     assert kb.last_sync["embedded"] == sum(d.chunks for d in added)  # only the new documents
     top = kb.search("sarcoidosis referral clinic", k=1)[0]
     assert top.chunk.document.startswith("user-protocol-") and top.sources[0].url == "file:protocol.md"
-    page = kb.search("physiotherapy bronchiectasis", k=3)
+    page = kb.search("physiotherapy bronchiectasis", k=10)
     assert any(p.chunk.section == "Page 2" for p in page)
 
     note.write_text("# Sarcoidosis clinic\n\nThe clinic moved: refer to the respiratory day unit.\n")
