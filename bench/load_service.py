@@ -170,8 +170,12 @@ def main() -> None:
         run_level(port, bearer, 1, 10, server.pid)  # warm-up: the model loads, caches fill
         levels = [run_level(port, bearer, users, args.seconds, server.pid) for users in args.users]
     finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=60)
+        server.send_signal(signal.SIGINT)  # it finishes the analyses still queued, then stops
+        try:
+            server.wait(timeout=180)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
     plain = batch_rate(home, args.images, heatmaps=False)
     explained = batch_rate(home, args.images, heatmaps=True)
 
