@@ -22,6 +22,7 @@ import pytest
 from playwright import sync_api
 
 from sahay.config import Settings
+from sahay.explain.options import DEFAULT_METHOD
 from sahay.training.synthetic import make_image
 from tests.factories import write_dicom
 from tests.system import missing
@@ -199,7 +200,7 @@ def test_the_whole_path_in_a_browser(page: sync_api.Page, tmp_path: Path) -> Non
     expect(page.locator("#model option").first).to_have_text("Automatic (default)")
     methods = [method["name"] for method in offered["explain_methods"]]
     assert page.locator("#explain option").evaluate_all("os => os.map((o) => o.value)") == methods
-    expect(page.get_by_label("Explanation method")).to_have_value("gradcam")
+    expect(page.get_by_label("Explanation method")).to_have_value(DEFAULT_METHOD)
     _shot(page, "02-upload")
 
     # A file that is not an image: the API's reason is shown, in an alert.
