@@ -365,6 +365,15 @@ CATEGORY_SENTENCE: dict[Category, str] = {
 """What an answer says first for each category (self_harm: all it says)."""
 DECLINES = frozenset({*CATEGORY_SENTENCE.values(), OFF_TOPIC})
 """Sentences that refuse or redirect a question; a benign question's answer holds none of them."""
+_FROM_SOURCES = ", so what follows comes directly from the cited sources."
+FALLBACK_NOTICES: dict[str, str] = {
+    "unreachable": f"The language model server could not be reached{_FROM_SOURCES}",
+    "timeout": f"The language model did not answer in time{_FROM_SOURCES}",
+    "error": f"The language model failed with an error{_FROM_SOURCES}",
+    "empty": f"The language model gave no answer{_FROM_SOURCES}",
+}
+"""What an answer that falls back to the grounded composer (``chat.backends.fallback``) says before
+the composer's sentences, one per cause."""
 POLICY_SENTENCES = frozenset(
     {
         URGENT_LEAD,
@@ -378,5 +387,6 @@ POLICY_SENTENCES = frozenset(
         OFF_TOPIC,
         NOT_FOUND,
         NO_ARTICLE,
+        *FALLBACK_NOTICES.values(),
     }
 )

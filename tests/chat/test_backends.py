@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from sahay.chat.backends import FALLBACK_NOTICES, Turn, make_backend
+from sahay.chat.backends import Turn, make_backend
 from sahay.chat.backends.fallback import WithFallback
 from sahay.chat.backends.grounded import GroundedComposer
 from sahay.chat.backends.openai_compatible import OpenAICompatible
 from sahay.chat.context import Context
 from sahay.chat.engine import Answer, Conversation
+from sahay.chat.safety import FALLBACK_NOTICES
 from sahay.chat.verify import split_sentences, verify
 from sahay.chat.websearch import ExaSearch
 from sahay.config import Settings
@@ -263,9 +264,6 @@ def test_an_empty_answer_falls_back(knowledge: KnowledgeBase) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=False, reason="needs the lead's safety.py patch: FALLBACK_NOTICES among the POLICY_SENTENCES"
-)
 def test_the_answer_says_that_it_fell_back_and_why(knowledge: KnowledgeBase) -> None:
     answer = _openai_chat(knowledge, f"http://127.0.0.1:{_closed_port()}/v1").ask(QUESTION)
     assert FALLBACK_NOTICES["unreachable"] in [s.text for s in answer.sentences] and not answer.dropped

@@ -30,12 +30,12 @@ import httpx
 import pytest
 
 from sahay.analysis import Analysis
-from sahay.chat.backends import FALLBACK_NOTICES, Backend, TokenCallback, Turn, make_backend
+from sahay.chat.backends import Backend, TokenCallback, Turn, make_backend
 from sahay.chat.backends.fallback import WithFallback
 from sahay.chat.backends.grounded import GroundedComposer
 from sahay.chat.context import Context
 from sahay.chat.engine import FELL_BACK, OWN_SENTENCES, Answer, Conversation
-from sahay.chat.safety import NOT_FOUND, POLICY_SENTENCES
+from sahay.chat.safety import FALLBACK_NOTICES, NOT_FOUND, POLICY_SENTENCES
 from sahay.chat.verify import check_sentence, near_repeat, split_sentences
 from sahay.config import Settings
 from sahay.knowledge.index import KnowledgeBase

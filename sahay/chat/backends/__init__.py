@@ -27,17 +27,6 @@ fewer, and a small model that repeats itself would otherwise run on to the end o
 
 FallbackCause = Literal["unreachable", "timeout", "error", "empty"]
 
-_FROM_SOURCES = ", so what follows comes directly from the cited sources."
-FALLBACK_NOTICES: dict[FallbackCause, str] = {
-    "unreachable": f"The language model server could not be reached{_FROM_SOURCES}",
-    "timeout": f"The language model did not answer in time{_FROM_SOURCES}",
-    "error": f"The language model failed with an error{_FROM_SOURCES}",
-    "empty": f"The language model gave no answer{_FROM_SOURCES}",
-}
-"""What an answer that falls back to the grounded composer (``backends.fallback``) says before
-the composer's sentences, one fixed sentence per cause. They state no fact, so they need no
-citation: ``safety.POLICY_SENTENCES`` holds them."""
-
 
 class ServerUnreachable(ModelUnavailable):
     """The model's server refused the connection or could not be found: nothing was sent."""

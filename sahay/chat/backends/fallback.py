@@ -26,13 +26,13 @@ import threading
 from typing import TYPE_CHECKING
 
 from sahay.chat.backends import (
-    FALLBACK_NOTICES,
     Backend,
     FallbackCause,
     ServerUnreachable,
     TokenCallback,
     Turn,
 )
+from sahay.chat.safety import FALLBACK_NOTICES
 
 if TYPE_CHECKING:
     from sahay.chat.context import Context
