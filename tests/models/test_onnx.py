@@ -185,3 +185,18 @@ def test_a_missing_or_non_image_file_fails_before_anything_heavy_loads(
     assert "EXIT 2" in stdout
     assert ("does not exist" if content is None else "is not a DICOM, PNG, JPEG or TIFF file") in stderr
     assert "torch" not in stdout and "pydicom" not in stdout
+
+
+def test_an_onnx_batch_never_imports_torch(xrv_onnx: Path, settings: Settings, tmp_path: Path) -> None:
+    folder = tmp_path / "films"
+    folder.mkdir()
+    shutil.copy(CR, folder / "cr.dcm")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    results = tmp_path / "results.csv"
+    stdout, stderr = _sahay(
+        ["batch", str(folder), "--out", str(results), "--model", str(xrv_onnx), "--force"], settings.home_dir
+    )
+    assert "EXIT None" in stdout or "EXIT 0" in stdout, stderr
+    assert "'torch'" not in stdout and "pytorch_grad_cam" not in stdout
+    rows = results.read_text().splitlines()
+    assert len(rows) == 3  # the header, the film, and the broken file as a row with its error

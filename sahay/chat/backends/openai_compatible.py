@@ -41,7 +41,9 @@ class OpenAICompatible:
                 f"{self.base_url}/chat/completions",
                 json=body,
                 headers=headers,
-                timeout=self.timeout_s,
+                # Connecting gets the timeout; a silent stream is judged by the fallback wrapper, which
+                # waits timeout_s for each piece: the read timeout only frees this thread after it.
+                timeout=httpx.Timeout(2 * self.timeout_s, connect=self.timeout_s),
             ) as response:
                 if response.status_code != 200:
                     response.read()
