@@ -63,7 +63,8 @@ def main() -> None:
         f"{platform.machine()} with {cpus} CPUs; the demonstration model (`sahay demo`) and a synthetic "
         "320x320 DICOM. Reports: one analysis rendered in each format, median of the repeats. Service: "
         "`sahay serve`'s app under uvicorn on 127.0.0.1 (1 inference worker), httpx clients in the same "
-        "process; upload = POST /api/v1/analyses with Grad-CAM and faithfulness (the full analysis).",
+        "process; upload = POST /api/v1/analyses with heatmaps and faithfulness (the full analysis); "
+        "chat = POST /api/v1/analyses/{id}/chat read to its end, grounded.",
         "",
         "| Report format | Median (ms) | Size (KB) |",
         "|---|---:|---:|",
@@ -154,11 +155,23 @@ def _bench_api(image: Path, requests: int) -> list[tuple[str, int, int, float, f
         def read() -> None:
             client.get(f"/analyses/{first}").raise_for_status()
 
+        questions = iter(
+            ["What did the analysis find?", "What should we do next?", "What does BI-RADS 4 mean?"] * 1000
+        )
+
+        def ask() -> None:  # a grounded chat answer, streamed to its end (server-sent events)
+            response = client.post(f"/analyses/{first}/chat", json={"question": next(questions)})
+            response.raise_for_status()
+            assert "event: done" in response.text
+
+        client.post(f"/analyses/{first}/chat", json={"question": "Warm up: what is a nodule?"})  # the index
+
         rows = []
         for name, function, count in (
             ("sign in", sign_in, min(requests, 10)),
             ("upload and analyse", upload, requests),
             ("get analysis", read, requests * 5),
+            ("chat answer (grounded)", ask, requests * 2),
         ):
             for clients in (1, 4):
                 rows.append((name, clients, count, *_timed(function, count, clients)))
