@@ -143,7 +143,7 @@ def mean_pool_normalised(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The mean of each text's token vectors (padding left out), scaled to unit length.
 
     >>> hidden = np.array([[[1.0, 0.0], [3.0, 4.0], [9.0, 9.0]]])
-    >>> mean_pool_normalised(hidden, np.array([[1, 1, 0]])).round(3).tolist()
+    >>> mean_pool_normalised(hidden, np.array([[1, 1, 0]])).astype(float).round(3).tolist()
     [[0.707, 0.707]]
     """
     weights = mask[..., None].astype(np.float32)

@@ -18,6 +18,7 @@ from sahay.chat import AUDIENCES
 from sahay.chat.backends import BACKENDS
 from sahay.datasets import LAYOUTS
 from sahay.explain.methods import METHODS
+from sahay.explain.options import DEFAULT_METHOD
 from sahay.models.providers import providers
 from sahay.reports.formats import FORMATS
 
@@ -61,6 +62,8 @@ class Capabilities:
     audiences: list[str]
     models: list[Any] = field(default_factory=list)
     """``services.models.ModelOut`` of each installed model."""
+    default_explain_method: str = DEFAULT_METHOD
+    """The method an analysis uses unless told otherwise (the UI selects it first)."""
 
 
 def explain_methods() -> list[MethodInfo]:

@@ -93,7 +93,9 @@ def test_disposition_advice_needs_a_cited_passage_that_supports_it(
     finally:
         knowledge.remove(added.id)
     assert cited, "the clinic's passage is in the context"
-    sentence = f"The patient can be discharged [{cited[0]}]."
+    # Shown, with its citation renumbered to the clinic document's source.
+    clinic = next(c["id"] for c in supported.citations() if c["document"] == added.id)
+    sentence = f"The patient can be discharged [{clinic}]."
     assert sentence in [s.text for s in supported.sentences] and sentence in streamed
     assert not supported.dropped
 

@@ -3,8 +3,8 @@
 
 import { $, el } from "./dom.js";
 
-const DEFAULT_METHOD = "gradcam";
 let models = [];
+let defaultMethod = "";
 let methods = [];
 
 export function setUpChoices() {
@@ -18,6 +18,7 @@ export function setUpChoices() {
 export function showChoices(capabilities) {
   models = capabilities.models || [];
   methods = capabilities.explain_methods || [];
+  defaultMethod = capabilities.default_explain_method;
   fill(
     $("model"),
     [el("option", { value: "" }, "Automatic (default)")].concat(
@@ -25,7 +26,7 @@ export function showChoices(capabilities) {
     ),
     "",
   );
-  fill($("explain"), methods.map((m) => el("option", { value: m.name }, m.title || m.name)), DEFAULT_METHOD);
+  fill($("explain"), methods.map((m) => el("option", { value: m.name }, m.title || m.name)), defaultMethod);
   describeModel();
   describeMethod();
 }
