@@ -54,7 +54,8 @@ def test_capabilities_name_every_registry_entry(world: World, alice: Account) ->
     response = world.client.get(f"{API}/capabilities", headers=alice.headers)
     assert response.status_code == 200
     offered = response.json()
-    names = {key: [entry["name"] for entry in offered[key]] for key in offered if key != "audiences"}
+    lists = [key for key in offered if key not in ("audiences", "default_explain_method")]
+    names = {key: [entry["name"] for entry in offered[key]] for key in lists}
     assert names["explain_methods"] == list(METHODS)
     assert names["report_formats"] == list(FORMATS)
     assert names["architectures"] == known_architectures()
@@ -64,6 +65,7 @@ def test_capabilities_name_every_registry_entry(world: World, alice: Account) ->
     dicom_only = {f["name"] for f in offered["report_formats"] if f["needs_dicom"]}
     assert dicom_only == {"dicom-sr", "dicom-sc"}
     assert offered["audiences"] == ["clinician", "patient"]
+    assert offered["default_explain_method"] in names["explain_methods"]
 
 
 def test_capabilities_need_a_token(world: World) -> None:
