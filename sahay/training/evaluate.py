@@ -51,7 +51,7 @@ def evaluate(
     manifest = bundle.manifest
     dataset = load_dataset(data, task=manifest.task, **dataset_options)
     _check_labels(dataset, manifest.labels)
-    scan = scan_images(dataset, settings=settings, progress=_stage(progress, "reading images"))
+    scan = scan_images(dataset, settings=settings, progress=stage_progress(progress, "reading images"))
     samples = scan.readable.get(split, [])
     if not samples:
         raise BadInput(f"the {split} split of {data} has no readable images; choose another with --split")
@@ -59,7 +59,12 @@ def evaluate(
     model = bundle.load_model()
     layer = get_provider(manifest.architecture).cam_layer
     logits, features, targets = infer(
-        model, layer, samples, manifest.input, settings=settings, progress=_stage(progress, "predicting")
+        model,
+        layer,
+        samples,
+        manifest.input,
+        settings=settings,
+        progress=stage_progress(progress, "predicting"),
     )
     truth = truth_for_metrics(targets, manifest.task)
     raw = torch.from_numpy(logits)
@@ -136,7 +141,9 @@ def _check_labels(dataset: LabelledDataset, labels: list[str]) -> None:
         )
 
 
-def _stage(progress: Callable[[str, int, int], None] | None, stage: str) -> Callable[[int, int], None] | None:
+def stage_progress(
+    progress: Callable[[str, int, int], None] | None, stage: str
+) -> Callable[[int, int], None] | None:
     if progress is None:
         return None
     return lambda done, total: progress(stage, done, total)

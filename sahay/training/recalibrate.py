@@ -35,6 +35,7 @@ from sahay.models.bundle import Bundle, SiteCalibration, load_bundle
 from sahay.models.calibration import LABEL_METHODS, LabelCalibration, LabelMethod, fit_label
 from sahay.models.providers import get_provider
 from sahay.models.registry import check_bundle_destination, find_bundle, model_folder, replace_folder
+from sahay.training.evaluate import stage_progress
 from sahay.training.inference import infer
 from sahay.training.metrics import (
     CI_LEVEL,
@@ -92,7 +93,7 @@ def calibrate(
         )
     dataset = load_dataset(data, task=manifest.task, **dataset_options)
     columns = _label_columns(dataset.labels, manifest.labels, data)
-    scan = scan_images(dataset, settings=settings, progress=_stage(progress, "reading images"))
+    scan = scan_images(dataset, settings=settings, progress=stage_progress(progress, "reading images"))
     samples = [s for split in SPLITS for s in scan.readable.get(split, [])]
     if len(samples) < MIN_IMAGES:
         raise BadInput(f"{data} has {len(samples)} readable labelled images; calibration needs {MIN_IMAGES}")
@@ -101,7 +102,12 @@ def calibrate(
     network = source.load_model()
     layer = get_provider(manifest.architecture).cam_layer
     logits, _, targets = infer(
-        network, layer, samples, manifest.input, settings=settings, progress=_stage(progress, "predicting")
+        network,
+        layer,
+        samples,
+        manifest.input,
+        settings=settings,
+        progress=stage_progress(progress, "predicting"),
     )
     truth = np.full((len(samples), len(manifest.labels)), np.nan)
     truth[:, columns] = targets  # findings the site did not label stay unknown
@@ -374,12 +380,6 @@ def _install_copy(source: Bundle, manifest: Any, destination: Path, settings: Se
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return load_bundle(destination)
-
-
-def _stage(progress: Callable[[str, int, int], None] | None, stage: str) -> Callable[[int, int], None] | None:
-    if progress is None:
-        return None
-    return lambda done, total: progress(stage, done, total)
 
 
 __all__ = ["CalibrationReport", "LabelCalibration", "calibrate"]

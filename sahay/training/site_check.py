@@ -127,7 +127,8 @@ def check_site(
         for path, _row in listed[start : start + BATCH]:
             try:
                 image = read_image(path, settings=settings)
-                extra = dicom_attributes(path, _DICOM_KEYWORDS, settings=settings)
+                dicom = image.info.format == "dicom"  # only a DICOM header has more to give
+                extra = dicom_attributes(path, _DICOM_KEYWORDS, settings=settings) if dicom else {}
             except BadInput as exc:
                 unreadable.append((str(path), str(exc)))
                 continue
