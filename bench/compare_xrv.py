@@ -146,44 +146,30 @@ def _measure_in_process(args: argparse.Namespace) -> None:
         )
         inference = _median_seconds(lambda: xrv_script.predict(network, str(args.image)), args.repeats)
     else:
+        from sahay.explain.options import ExplainOptions
         from sahay.models.predictor import PredictorCache
         from sahay.services.analyze import analyze
 
         cache = PredictorCache()
-        full = _median_seconds(
-            lambda: analyze(
-                args.image,
-                model=args.model,
-                out_dir=_fresh(work, "sahay-ip", next(counter)),
-                force=True,
-                load_predictor=cache,
-            ),
-            args.repeats,
-        )
-        inference = _median_seconds(
-            lambda: analyze(
-                args.image,
-                model=args.model,
-                out_dir=_fresh(work, "sahay-ip", next(counter)),
-                heatmaps=False,
-                force=True,
-                load_predictor=cache,
-            ),
-            args.repeats,
-        )
-        from sahay.explain.options import ExplainOptions
 
-        maps_only = _median_seconds(  # the heatmaps and their files, without the faithfulness score
-            lambda: analyze(
-                args.image,
-                model=args.model,
-                out_dir=_fresh(work, "sahay-ip", next(counter)),
-                explain=ExplainOptions(faithfulness=False),
-                force=True,
-                load_predictor=cache,
-            ),
-            args.repeats,
-        )
+        def timed_analysis(**options: object) -> float:
+            return _median_seconds(
+                lambda: analyze(
+                    args.image,
+                    model=args.model,
+                    out_dir=_fresh(work, "sahay-ip", next(counter)),
+                    force=True,
+                    load_predictor=cache,
+                    **options,
+                ),
+                args.repeats,
+            )
+
+        full = timed_analysis()
+        inference = timed_analysis(heatmaps=False)
+        maps_only = timed_analysis(
+            explain=ExplainOptions(faithfulness=False)
+        )  # without the faithfulness score
         print(json.dumps({"full_s": full, "inference_s": inference, "maps_only_s": maps_only}))
         return
     print(json.dumps({"full_s": full, "inference_s": inference}))

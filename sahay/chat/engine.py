@@ -44,7 +44,7 @@ from sahay.config import Settings, get_settings
 from sahay.errors import BadInput
 from sahay.knowledge.corpus import Article, ArticleSource
 from sahay.knowledge.index import Chunk, KnowledgeBase, Passage
-from sahay.knowledge.targets import SectionTarget, SectionTargets, normalise, stem
+from sahay.knowledge.targets import SectionTarget, SectionTargets, headings, normalise, stem
 
 Audience = Literal["clinician", "patient"]
 MAX_FINDINGS = 3
@@ -447,7 +447,7 @@ class Conversation:
         for article in _articles(self.knowledge):
             if "fleischner" not in article.id:
                 continue
-            for heading in _headings(article.body):
+            for heading in headings(article.body):
                 text = normalise(heading)
                 if not _in_band(heading, size):
                     continue
@@ -626,10 +626,6 @@ def _section_targets(knowledge: KnowledgeBase) -> SectionTargets:
         _TARGETS_CACHE.clear()
         _TARGETS_CACHE[key] = SectionTargets(_articles(knowledge))
     return _TARGETS_CACHE[key]
-
-
-def _headings(body: str) -> list[str]:
-    return [line[3:].strip() for line in body.splitlines() if line.startswith("## ")]
 
 
 def _clean(passages: list[Passage]) -> list[Passage]:

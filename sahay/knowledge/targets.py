@@ -94,7 +94,7 @@ class SectionTargets:
 
     def __init__(self, articles: Iterable[Article]) -> None:
         articles = list(articles)
-        headings_by_article = {a.id: _headings(a.body) for a in articles}
+        headings_by_article = {a.id: headings(a.body) for a in articles}
         uses = Counter(h.lower() for hs in headings_by_article.values() for h in set(hs))
         self._sections: list[tuple[str, str, list[tuple[frozenset[str], float]]]] = []
         self._titles: dict[str, list[tuple[frozenset[str], float]]] = {}
@@ -160,5 +160,6 @@ def _stemmer() -> Any:
     return Stemmer.Stemmer("english")
 
 
-def _headings(body: str) -> list[str]:
+def headings(body: str) -> list[str]:
+    """The ``##`` headings of an article's body, in order."""
     return [line[3:].strip() for line in body.splitlines() if line.startswith("## ")]
