@@ -53,9 +53,10 @@ def analyze(
     faithfulness: Annotated[
         bool,
         typer.Option(
-            "--faithfulness/--no-faithfulness", help="Score each map by deletion and insertion curves."
+            "--faithfulness/--no-faithfulness",
+            help="Also score each map by deletion and insertion curves (8 model runs a finding, plus 2).",
         ),
-    ] = True,
+    ] = False,
     top_k: Annotated[
         int,
         typer.Option(
@@ -68,6 +69,10 @@ def analyze(
     full_resolution: Annotated[
         bool,
         typer.Option("--full-resolution", help="Write overlays at the image's resolution (default 1024 px)."),
+    ] = False,
+    side_by_side: Annotated[
+        bool,
+        typer.Option("--side-by-side", help="Also write the original and the overlay next to each other."),
     ] = False,
     keep_identifiers: Annotated[
         bool, typer.Option("--keep-identifiers", help="Keep patient and study identifiers in the result.")
@@ -96,6 +101,7 @@ def analyze(
         keep_identifiers=keep_identifiers,
         force=force,
         full_resolution=full_resolution,
+        side_by_side=side_by_side,
     )
     with progress_display() as progress:
         analysis = run_analysis(request, progress=progress)

@@ -45,7 +45,9 @@ class Budget:
 class ExplainOptions:
     method: str = DEFAULT_METHOD
     budget: Budget = field(default_factory=Budget)
-    faithfulness: bool = True
+    faithfulness: bool = False
+    """Score each map by deletion and insertion curves: ``2 + 2 * (steps - 1)`` model runs a finding,
+    more than the maps themselves cost, so it is asked for (``--faithfulness``), not done by default."""
     faithfulness_steps: int = DEFAULT_STEPS
     opacity: float = DEFAULT_OPACITY
     top_k: int = DEFAULT_TOP_K

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 HEATMAP_DIR = "heatmaps"
 MAPS_FILE = "maps.npz"
+SIDE_BY_SIDE_SUFFIX = ".side-by-side"
 """Every explained finding's raw map, compressed in one file (one .npy each took a quarter of the output)."""
 ANALYSIS_FILE = "analysis.json"
 
@@ -85,6 +86,8 @@ class AnalyzeRequest:
     """Analyse an image the model was not made for, with a warning, instead of refusing it."""
     full_resolution: bool = False
     """Write overlays at the image's own resolution instead of display size."""
+    side_by_side: bool = False
+    """Also write each overlay next to the original: twice an overlay's pixels, so only on request."""
 
     def check(self) -> None:
         """Refuse what can be refused before anything heavy loads: the method, the file, the folder."""
@@ -176,7 +179,16 @@ def run_analysis(
             counter(progress, f"explaining ({options.method})", unit="evaluations"),
         )
     max_side = None if request.full_resolution else OVERLAY_MAX_SIDE
-    _write_outputs(analysis, image, explained, predictor, request.out_dir, options.opacity, max_side)
+    _write_outputs(
+        analysis,
+        image,
+        explained,
+        predictor,
+        request.out_dir,
+        options.opacity,
+        max_side,
+        request.side_by_side,
+    )
     return analysis
 
 
@@ -275,6 +287,7 @@ def _write_outputs(
     out: Path,
     opacity: float,
     max_side: int | None = OVERLAY_MAX_SIDE,
+    side_by_side: bool = False,
 ) -> None:
     """Stage every file first and move them in last, so a failure leaves nothing half-written.
 
@@ -288,7 +301,9 @@ def _write_outputs(
         raise BadInput(f"cannot write results to {out} ({exc.strerror or exc}).") from exc
     try:
         if explained is not None:
-            _stage_explanations(analysis, image, explained, predictor, staging, opacity, max_side)
+            _stage_explanations(
+                analysis, image, explained, predictor, staging, opacity, max_side, side_by_side
+            )
         (out / ANALYSIS_FILE).unlink(missing_ok=True)
         shutil.rmtree(out / HEATMAP_DIR, ignore_errors=True)
         if explained is not None:
@@ -308,6 +323,7 @@ def _stage_explanations(
     staging: Path,
     opacity: float,
     max_side: int | None,
+    side_by_side: bool,
 ) -> None:
     import numpy as np
 
@@ -328,7 +344,10 @@ def _stage_explanations(
         maps[stem] = item.heatmap.astype(np.float16)  # 3 decimals suffice for a map; a third the bytes
         caption = f"{finding.label}: p={finding.probability:.2f} (threshold {finding.threshold:.2f})"
         regions = [_scaled(region, scale) for region in item.regions]
-        for render, suffix in ((render_overlay, ""), (render_side_by_side, ".side-by-side")):
+        kinds = [(render_overlay, "")] + (
+            [(render_side_by_side, SIDE_BY_SIDE_SUFFIX)] if side_by_side else []
+        )
+        for render, suffix in kinds:
             pictures.append(
                 (render, item.heatmap, f"{caption} - {method.title}", regions, f"{stem}{suffix}.png")
             )
@@ -351,7 +370,7 @@ def _stage_explanations(
             target_layer=explained.target_layer,
             model_evaluations=explained.evaluations,
             overlay_png=f"{HEATMAP_DIR}/{stem}.png",
-            side_by_side_png=f"{HEATMAP_DIR}/{stem}.side-by-side.png",
+            side_by_side_png=f"{HEATMAP_DIR}/{stem}{SIDE_BY_SIDE_SUFFIX}.png" if side_by_side else None,
             array_npz=f"{HEATMAP_DIR}/{MAPS_FILE}",
             array_key=stem,
             array_shape=(int(item.heatmap.shape[0]), int(item.heatmap.shape[1])),

@@ -205,11 +205,11 @@ class World:
         notes: str | None = None,
         model: str | None = DEMO,
         explain: str | None = None,
+        faithfulness: str | None = None,
         params: dict[str, Any] | None = None,
     ) -> Any:
-        form = {
-            key: value for key, value in (("notes", notes), ("model", model), ("explain", explain)) if value
-        }
+        fields = (("notes", notes), ("model", model), ("explain", explain), ("faithfulness", faithfulness))
+        form = {key: value for key, value in fields if value}
         return self.client.post(
             f"{API}/analyses",
             files={"image": (filename, png_bytes() if data is None else data, "application/octet-stream")},

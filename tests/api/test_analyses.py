@@ -84,6 +84,16 @@ def test_a_dicom_upload_is_analysed(world: World, alice: Account, dicom_analysis
     assert positives == ["synthetic_disc"]
 
 
+def test_faithfulness_is_scored_only_when_asked(world: World, alice: Account) -> None:
+    plain = world.analyse(alice, png_bytes(seed=23))
+    scored = world.analyse(alice, png_bytes(seed=23), faithfulness="true")
+    for analysis, wanted in ((plain, False), (scored, True)):
+        explained = [f["explanation"] for f in analysis["findings"] if f["explanation"]]
+        assert explained and all((e["faithfulness"] is not None) == wanted for e in explained)
+        assert all(e["side_by_side_png"] is None for e in explained)
+    assert world.upload(alice, png_bytes(seed=23), faithfulness="maybe").status_code == 422
+
+
 def test_the_upload_name_cannot_reach_outside_the_home(world: World, alice: Account) -> None:
     analysis = world.analyse(alice, png_bytes(seed=21), filename="../../outside/evil name.png")
     assert "/" not in analysis["image"]["filename"] and ".." not in analysis["image"]["filename"]

@@ -72,11 +72,13 @@ def test_analyze_writes_findings_and_heatmaps(
     assert code == 2 and "does not look like an image this model was made for" in stderr
     assert "--force" in stderr and "force=true" not in stderr  # the command line's own hint
     assert not out.exists()
-    code, stdout, stderr = run_cli(capsys, "analyze", image, "--model", DEMO, "--out", out, "--force")
+    code, stdout, stderr = run_cli(
+        capsys, "analyze", image, "--model", DEMO, "--out", out, "--force", "--side-by-side", "--faithfulness"
+    )
     assert code == 0, stderr
 
     analysis = Analysis.from_json_file(out / "analysis.json")
-    assert analysis.schema_version == "2.2"
+    assert analysis.schema_version == "2.3"
     assert analysis.quality is not None and analysis.quality.forced and not analysis.quality.in_domain
     assert any(w.startswith("Analysed at the user's request") for w in analysis.warnings)
     assert analysis.model.name == DEMO and analysis.model.demonstration
@@ -90,6 +92,7 @@ def test_analyze_writes_findings_and_heatmaps(
     for finding in with_heatmaps:
         explanation = finding.explanation
         assert explanation is not None and explanation.method == "cam"
+        assert explanation.side_by_side_png is not None
         side_by_side = Image.open(out / explanation.side_by_side_png)
         assert side_by_side.width > 2 * analysis.image.columns
         array = explanation.load_map(out)
@@ -97,6 +100,7 @@ def test_analyze_writes_findings_and_heatmaps(
         ratio = analysis.image.columns / analysis.image.rows
         assert array.shape[1] / array.shape[0] == pytest.approx(ratio, rel=0.02)
         assert array.dtype == np.float32 and array.min() >= 0.0 and array.max() <= 1.0
+        assert (explanation.faithfulness is not None) == bool(array.max() > 0)
     assert "DEMONSTRATION" in stdout and "synthetic_disc" in stdout
     assert stdout.count("DEMONSTRATION MODEL") == 1  # the notice once, before the table
     scored = [f for f in analysis.findings if f.explanation and f.explanation.faithfulness]

@@ -24,7 +24,7 @@ from tests.factories import write_png
 CT = Path(get_testdata_file("CT_small.dcm", download=False))
 
 
-def _check_explanations(analysis: Analysis, out: Path, method: str) -> None:
+def _check_explanations(analysis: Analysis, out: Path, method: str, *, scored: bool = True) -> None:
     explained = [f for f in analysis.findings if f.explanation]
     assert explained
     for finding in explained:
@@ -43,12 +43,16 @@ def _check_explanations(analysis: Analysis, out: Path, method: str) -> None:
         if explanation.regions:
             assert sum(r.mass_share for r in explanation.regions) <= 1.0 + 1e-6
         heatmap = explanation.load_map(out)
-        if heatmap.max() > 0:
+        if heatmap.max() > 0 and scored:
             assert explanation.faithfulness is not None
             assert -1.0 <= explanation.faithfulness.score <= 1.0
         overlay = Image.open(out / explanation.overlay_png)
         assert overlay.width == 128 and overlay.height > 128  # original resolution, plus header
-        assert Image.open(out / explanation.side_by_side_png).width > 256
+        if scored:  # the CLI runs ask for the side-by-side picture with the score
+            assert explanation.side_by_side_png is not None
+            assert Image.open(out / explanation.side_by_side_png).width > 256
+        else:
+            assert explanation.faithfulness is None and explanation.side_by_side_png is None
 
 
 @pytest.mark.parametrize("method", list(METHODS))
@@ -57,7 +61,20 @@ def test_every_method_runs_from_the_cli_on_a_real_dicom(
 ) -> None:
     out = tmp_path / "out"
     code, stdout, stderr = run_cli(
-        capsys, "analyze", CT, "-m", DEMO, "-o", out, "--force", "--explain", method, "--explain-budget", "20"
+        capsys,
+        "analyze",
+        CT,
+        "-m",
+        DEMO,
+        "-o",
+        out,
+        "--force",
+        "--explain",
+        method,
+        "--explain-budget",
+        "20",
+        "--faithfulness",
+        "--side-by-side",
     )
     assert code == 0, stderr
     analysis = Analysis.from_json_file(out / "analysis.json")
@@ -70,13 +87,17 @@ def test_methods_run_from_the_library(method: str, demo_bundle: Bundle, tmp_path
     options = ExplainOptions(method, Budget(max_evaluations=20), opacity=0.8)
     out = tmp_path / "out"
     analysis = analyze(CT, model=str(demo_bundle.path), out_dir=out, force=True, explain=options)
-    _check_explanations(analysis, out, method)
+    _check_explanations(analysis, out, method, scored=False)  # the library's defaults
 
 
-def test_faithfulness_can_be_left_out(demo_bundle: Bundle, tmp_path: Path) -> None:
-    options = ExplainOptions(faithfulness=False)
-    analysis = analyze(CT, model=str(demo_bundle.path), out_dir=tmp_path / "o", force=True, explain=options)
-    assert all(f.explanation.faithfulness is None for f in analysis.findings if f.explanation)
+def test_by_default_only_the_overlays_and_the_maps_are_written(demo_bundle: Bundle, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    analysis = analyze(CT, model=str(demo_bundle.path), out_dir=out, force=True)
+    explained = [f.explanation for f in analysis.findings if f.explanation]
+    assert explained and all(e.faithfulness is None and e.side_by_side_png is None for e in explained)
+    written = sorted(p.name for p in (out / "heatmaps").iterdir())
+    assert written == sorted([Path(e.overlay_png).name for e in explained] + ["maps.npz"])
+    assert all(e.model_evaluations == 0 for e in explained)  # the one-pass map ran no model of its own
 
 
 @pytest.mark.parametrize(

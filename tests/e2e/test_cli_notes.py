@@ -100,7 +100,7 @@ def test_analyze_with_notes_fuses_them(
     )
     assert code == 0, stderr
     analysis = json.loads(stdout)
-    assert analysis["schema_version"] == "2.2"
+    assert analysis["schema_version"] == "2.3"
     assert analysis["notes"]["risk_factors"]["symptom_duration_days"] == 14
     assert [f["label"] for f in analysis["fusion"]["findings"]] == ["synthetic_disc", "synthetic_stripes"]
     code, _, stderr = run_cli(

@@ -48,6 +48,9 @@ async def create_analysis(
     explain: Annotated[
         str, Form(description="Explanation method (GET /capabilities lists them)")
     ] = DEFAULT_METHOD,
+    faithfulness: Annotated[
+        bool, Form(description="Also score each heatmap by deletion and insertion curves (more model runs)")
+    ] = False,
     force: Annotated[
         bool, Form(description="Analyse an image the model was not made for, with a warning in the result")
     ] = False,
@@ -55,7 +58,7 @@ async def create_analysis(
         bool, Query(description="Answer 202 with a job to poll instead of waiting")
     ] = False,
 ) -> Any:
-    options = ExplainOptions(method=explain)
+    options = ExplainOptions(method=explain, faithfulness=faithfulness)
     Upload(filename="", path=Path(), explain=options).check()  # a wrong method before any copying
     job = service.board.new_job(user) if background or runs_in_background(options) else None
     try:

@@ -92,6 +92,7 @@ async function submit({ force }) {
   for (const id of ["model", "explain"]) {
     if ($(id).value) form.append(id, $(id).value);
   }
+  if ($("faithfulness").checked) form.append("faithfulness", "true");
 
   setAnalysing(true);
   setStatus(`Analysing ${file.name}. This can take up to a minute.`);
