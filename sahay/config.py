@@ -34,6 +34,11 @@ class Settings(BaseSettings):
         description="What runs the models: onnx (ONNX Runtime, torch-free; needs `sahay models export-onnx` "
         "and the onnx extra), torch, or auto (ONNX Runtime when both are there, else torch).",
     )
+    onnx_on_install: bool = Field(
+        default=True,
+        description="Export a model to ONNX when it is pulled or imported, when the onnx extra is "
+        "installed, so that analyses run torch-free from the first one (about 10 s per model).",
+    )
     auto_pull: bool = Field(
         default=True, description="Pull the default model on first use when it is missing."
     )

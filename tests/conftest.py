@@ -31,6 +31,8 @@ def sahay_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
     monkeypatch.setenv("SAHAY_HOME", str(home))
     # A closed port: any accidental download fails fast instead of reaching the internet.
     monkeypatch.setenv("SAHAY_MODEL_MIRROR", "http://127.0.0.1:9/unreachable")
+    # The export at install costs about 10 s a model; tests/models/test_onnx.py tests it switched on.
+    monkeypatch.setenv("SAHAY_ONNX_ON_INSTALL", "false")
     reload_settings()
     yield home
     get_settings.cache_clear()  # the next test reads its own environment

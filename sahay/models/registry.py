@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import tempfile
@@ -18,6 +19,7 @@ if TYPE_CHECKING:  # the catalogue and the weights reader load torch and torchxr
     from sahay.models.catalog import CatalogEntry
     from sahay.models.download import ProgressCallback
 
+log = logging.getLogger(__name__)
 CHEST_RADIOGRAPH_MODALITIES = {"CR", "DX"}
 CHEST_BODY_PARTS = {"CHEST", "THORAX", "LUNG"}
 
@@ -153,6 +155,7 @@ def _import_bundle_folder(folder: Path, settings: Settings, *, force: bool) -> B
     try:
         for name in source.files():
             shutil.copy2(folder / name, staging / name)
+        _export_onnx_on_install(load_bundle(staging), settings)
         replace_folder(staging, destination)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -192,11 +195,27 @@ def _install_from_weights_file(entry: CatalogEntry, weights_file: Path, settings
     try:
         bundle = save_bundle(staging, manifest, state)
         bundle.load_model()
+        _export_onnx_on_install(bundle, settings)
         destination = model_folder(entry.name, settings)
         replace_folder(staging, destination)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return load_bundle(destination)
+
+
+def _export_onnx_on_install(bundle: Bundle, settings: Settings) -> None:
+    """Export the staged bundle to ONNX when the onnx extra is installed, so that its analyses run
+    torch-free from the first one. A failed export leaves it on torch, with a warning."""
+    from sahay.models.runtimes import onnx_export_installed
+
+    if not settings.onnx_on_install or bundle.onnx_path is not None or not onnx_export_installed():
+        return
+    from sahay.models.onnx_export import export_onnx
+
+    try:
+        export_onnx(bundle)
+    except SahayError as exc:
+        log.warning("model %s runs on torch: its ONNX export failed: %s", bundle.name, exc)
 
 
 def verify_weights(name: str, sha256: str, *, source: str | None, settings: Settings) -> Bundle:

@@ -42,6 +42,11 @@ def onnxruntime_installed() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
+def onnx_export_installed() -> bool:
+    """Both halves of ``sahay models export-onnx``: onnx writes the file, ONNX Runtime checks it."""
+    return onnxruntime_installed() and importlib.util.find_spec("onnx") is not None
+
+
 def choose_runtime(bundle: Bundle, requested: str) -> Runtime:
     """The runtime ``requested`` (auto, torch, onnx) means for this bundle; a forced one that cannot
     run is refused with what to do."""

@@ -113,6 +113,29 @@ def test_auto_runtime_prefers_onnx_and_the_setting_forces_torch(
         Predictor(demo_bundle, runtime="onnx")
 
 
+def test_an_installed_model_is_exported_and_runs_torch_free_from_its_first_analysis(
+    xrv_release_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from sahay.config import reload_settings
+    from sahay.models.registry import import_path
+
+    weights = xrv_release_dir / catalog()[NIH].filename
+    monkeypatch.setenv("SAHAY_ONNX_ON_INSTALL", "true")  # the default; conftest turns it off for speed
+    settings = reload_settings()
+    bundle = import_path(weights, settings)
+    assert bundle.onnx_path is not None and bundle.verify_onnx().is_file()
+    assert Predictor(bundle).runtime == "onnx"
+    assert not [p for p in settings.models_dir.iterdir() if p.name.startswith(".")]  # no staging left
+    out = tmp_path / "out"
+    stdout, stderr = _sahay(
+        ["analyze", str(CR), "--model", NIH, "--out", str(out), "--force"], settings.home_dir
+    )
+    assert ("EXIT None" in stdout or "EXIT 0" in stdout) and "'torch'" not in stdout, stderr
+
+    monkeypatch.setenv("SAHAY_ONNX_ON_INSTALL", "false")
+    assert import_path(weights, reload_settings(), force=True).onnx_path is None
+
+
 def test_an_export_of_other_weights_is_not_used(demo_onnx: Path, tmp_path: Path) -> None:
     bundle = load_bundle(demo_onnx)
     state = {k: v + 0.01 if v.is_floating_point() else v for k, v in bundle.load_model().state_dict().items()}
