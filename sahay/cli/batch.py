@@ -62,6 +62,7 @@ def batch_command(
         f"{summary.images} images: {summary.analysed} analysed, {summary.resumed} already done, "
         f"{summary.refused} refused, {summary.errors} unreadable; "
         f"{summary.images_per_second:.1f} images/s with {escape(summary.model)}"
+        + (f" (after {summary.loading_seconds:.1f} s loading it)" if summary.loading_seconds else "")
     )
     if summary.positives:
         shown = table("Finding", "Positive images")

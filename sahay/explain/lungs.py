@@ -86,13 +86,9 @@ def detect_lung_fields(pixels: np.ndarray) -> LungFields | None:
     Raises:
         ValueError: ``pixels`` is not a 2-D image or an image with 1 or 3 channels.
     """
-    grey = _greyscale(pixels)
-    height, width = grey.shape
-    scale = WORKING_SIDE / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    if min(size) < _MIN_WORKING_SIDE:
+    small = _working_image(pixels)
+    if small is None:
         return None
-    small = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
     small = cv2.GaussianBlur(small, (0, 0), SMOOTH_SIGMA)
     low, high = np.percentile(small, [1.0, 99.0])
     if high - low < MIN_CONTRAST:
@@ -112,13 +108,24 @@ def detect_lung_fields(pixels: np.ndarray) -> LungFields | None:
     return None
 
 
-def _greyscale(pixels: np.ndarray) -> np.ndarray:
+def _working_image(pixels: np.ndarray) -> np.ndarray | None:
+    """The image in grey at the working scale (long side ``WORKING_SIDE``), or None when too small.
+
+    Shrunk first and cleaned after: a 2k film is 3.6 M pixels, the working image 65 thousand."""
     array = np.asarray(pixels)
-    if array.ndim == 3 and array.shape[2] in (1, 3):
-        array = array.mean(axis=2)
-    if array.ndim != 2 or array.size == 0:
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (1, 3))) or array.size == 0:
         raise ValueError(f"expected an (H, W) or (H, W, 3) image, got an array of shape {array.shape}")
-    return np.nan_to_num(array.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+    height, width = array.shape[:2]
+    scale = WORKING_SIDE / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if min(size) < _MIN_WORKING_SIDE:
+        return None
+    # Non-finite values (never from Sahay's readers) would spread through the resize: zero them first.
+    finite = np.asarray(array, dtype=np.float32)
+    if not np.isfinite(finite).all():
+        finite = np.nan_to_num(finite, nan=0.0, posinf=1.0, neginf=0.0)
+    small = cv2.resize(finite, size, interpolation=cv2.INTER_AREA)
+    return np.asarray(small.mean(axis=2) if small.ndim == 3 else small, dtype=np.float32)
 
 
 def _otsu_dark(scaled: np.ndarray, within: np.ndarray) -> np.ndarray:

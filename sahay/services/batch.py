@@ -94,10 +94,14 @@ class BatchSummary:
     errors: int
     positives: dict[str, int]
     seconds: float
+    loading_seconds: float = 0.0
+    """Of ``seconds``, the time spent loading the model (once per run; imports included)."""
 
     @property
     def images_per_second(self) -> float:
-        return self.analysed / self.seconds if self.seconds > 0 else 0.0
+        """The rate once the model is loaded: what a larger batch keeps up."""
+        working = self.seconds - self.loading_seconds
+        return self.analysed / working if working > 0 else 0.0
 
 
 def parse_weights(text: str | None) -> dict[str, float]:
@@ -156,6 +160,7 @@ def run_batch(
         if run.labels
         else dict(run.positives),
         seconds=seconds,
+        loading_seconds=run.loading,
     )
 
 
@@ -173,6 +178,8 @@ class _Run:
     counts: Counter[str] = field(default_factory=Counter)
     positives: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.perf_counter)
+    loading: float = 0.0
+    """Seconds spent loading the model, left out of the images/s."""
 
     @property
     def header(self) -> list[str]:
@@ -194,7 +201,7 @@ class _Run:
             self.counts[row[status]] += 1
             self.positives.update(label for label in row[positives].split(";") if label)
         analysed = self.counts["ok"] + self.counts["refused"]
-        elapsed = time.perf_counter() - self.started
+        elapsed = time.perf_counter() - self.started - self.loading
         report(
             self.progress,
             "analysing images",
@@ -216,13 +223,15 @@ def _run_local(run: _Run, todo: list[Path]) -> None:
         reading = [pool.submit(_read, path, settings) for path in chunks[0]]
         for number, chunk in enumerate(chunks):
             images = [future.result() for future in reading]
+            if predictor is None:  # nothing decodes meanwhile, so the load's time is the load's alone
+                first = next((image for image in images if not isinstance(image, str)), None)
+                loading = time.perf_counter()
+                predictor = Predictor(_bundle(options, first, settings))
+                run.loading = time.perf_counter() - loading
+                run.begin(predictor.manifest)
             # The next chunk decodes while the model runs on this one; at most two chunks in memory.
             following = chunks[number + 1] if number + 1 < len(chunks) else []
             reading = [pool.submit(_read, path, settings) for path in following]
-            if predictor is None:
-                first = next((image for image in images if not isinstance(image, str)), None)
-                predictor = Predictor(_bundle(options, first, settings))
-                run.begin(predictor.manifest)
             run.write(_rows_of(predictor, chunk, images, options))
 
 
