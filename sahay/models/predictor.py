@@ -51,9 +51,12 @@ class Predictor:
     """Holds one loaded model; create it once and reuse it for many images.
 
     ``runtime`` is ``auto`` (SAHAY_RUNTIME by default), ``torch`` or ``onnx``: see ``sahay.models.runtimes``.
+    ``threads`` caps ONNX Runtime's threads (None: one per core); torch follows OMP_NUM_THREADS.
     """
 
-    def __init__(self, bundle: Bundle, device: str = "cpu", runtime: str | None = None) -> None:
+    def __init__(
+        self, bundle: Bundle, device: str = "cpu", runtime: str | None = None, threads: int | None = None
+    ) -> None:
         if runtime is None:
             from sahay.config import get_settings
 
@@ -64,7 +67,7 @@ class Predictor:
         self.feature_layer = provider.cam_layer
         self.one_pass_cam = provider.feature_map is not None
         """Whether ``Prediction.class_maps`` holds class activation maps (a GAP-plus-linear head)."""
-        self.engine: Engine = open_engine(bundle, choose_runtime(bundle, runtime), device)
+        self.engine: Engine = open_engine(bundle, choose_runtime(bundle, runtime), device, threads)
         self.ood: OodReference | None = bundle.load_ood()
         self._model: nn.Module | None = None
 

@@ -69,21 +69,23 @@ def choose_runtime(bundle: Bundle, requested: str) -> Runtime:
     return "onnx" if usable else "torch"
 
 
-def open_engine(bundle: Bundle, runtime: Runtime, device: str = "cpu") -> Engine:
+def open_engine(bundle: Bundle, runtime: Runtime, device: str = "cpu", threads: int | None = None) -> Engine:
     if runtime == "onnx":
-        return OnnxEngine(bundle)
+        return OnnxEngine(bundle, threads)
     return TorchEngine(bundle, device)
 
 
 class OnnxEngine:
     runtime: Runtime = "onnx"
 
-    def __init__(self, bundle: Bundle) -> None:
+    def __init__(self, bundle: Bundle, threads: int | None = None) -> None:
         import onnxruntime as ort
 
         path = bundle.verify_onnx()
         options = ort.SessionOptions()
         options.log_severity_level = 3  # warnings about unused initialisers are not the user's business
+        if threads:  # ONNX Runtime ignores OMP_NUM_THREADS: a Ray actor's CPU share is set here
+            options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [output.name for output in self.session.get_outputs()]

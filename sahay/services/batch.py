@@ -58,6 +58,8 @@ BASE_COLUMNS = (
 )
 """status: "ok", "refused" (not an image the model was made for) or "error" (unreadable)."""
 HEATMAP_MAX_SIDE = 1024
+ACTOR_CPUS = 1
+"""CPUs each Ray actor reserves, and the threads its model runs on."""
 
 
 @dataclass(frozen=True)
@@ -256,7 +258,7 @@ def _run_ray(run: _Run, todo: list[Path]) -> None:
             fn_constructor_kwargs={"bundle": str(bundle.path), "options": options, "settings": settings},
             batch_size=options.batch_size,
             compute=ray.data.ActorPoolStrategy(size=options.workers),
-            num_cpus=1,
+            num_cpus=ACTOR_CPUS,
         )
         header = run.header
         # Streaming: Ray Data holds back reading while the driver has not taken the finished batches.
@@ -275,7 +277,8 @@ class RayClassifier:
         from sahay.models.bundle import load_bundle
         from sahay.models.predictor import Predictor
 
-        self.predictor = Predictor(load_bundle(Path(bundle)))
+        # One thread per CPU Ray gave this actor: N actors on an N-core node share it, not N x N threads.
+        self.predictor = Predictor(load_bundle(Path(bundle)), threads=ACTOR_CPUS)
         self.options = options
         self.settings = settings
         self.header = _header(list(self.predictor.manifest.labels), options.heatmaps is not None)

@@ -136,6 +136,20 @@ def test_an_installed_model_is_exported_and_runs_torch_free_from_its_first_analy
     assert import_path(weights, reload_settings(), force=True).onnx_path is None
 
 
+def test_a_thread_cap_reaches_onnx_runtime_and_changes_no_probability(demo_onnx: Path) -> None:
+    from sahay.models.runtimes import OnnxEngine
+
+    bundle = load_bundle(demo_onnx)
+    capped = Predictor(bundle, threads=1)
+    assert isinstance(capped.engine, OnnxEngine)
+    assert capped.engine.session.get_session_options().intra_op_num_threads == 1
+    images = _images(bundle.manifest.input.size)
+    for a, b in zip(capped.predict(images), Predictor(bundle).predict(images), strict=True):
+        assert [f.probability for f in a.findings] == pytest.approx(
+            [f.probability for f in b.findings], abs=1e-6
+        )
+
+
 def test_an_export_of_other_weights_is_not_used(demo_onnx: Path, tmp_path: Path) -> None:
     bundle = load_bundle(demo_onnx)
     state = {k: v + 0.01 if v.is_floating_point() else v for k, v in bundle.load_model().state_dict().items()}
