@@ -182,11 +182,14 @@ def find_regions(
 
     mask = (values >= threshold * top).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    flat_labels, flat_values = labels.ravel(), values.ravel()
-    mass = np.bincount(flat_labels, weights=flat_values, minlength=count)
-    row_index, column_index = np.indices(values.shape)
-    mass_x = np.bincount(flat_labels, weights=flat_values * (column_index.ravel() + 0.5), minlength=count)
-    mass_y = np.bincount(flat_labels, weights=flat_values * (row_index.ravel() + 0.5), minlength=count)
+    # Only the pixels inside a region, in their raster order: the same sums as over the whole map.
+    inside = np.flatnonzero(labels)
+    inside_labels, inside_values = labels.ravel()[inside], values.ravel()[inside]
+    mass = np.bincount(inside_labels, weights=inside_values, minlength=count)
+    mass_x = np.bincount(inside_labels, weights=inside_values * (inside % map_w + 0.5), minlength=count)
+    mass_y = np.bincount(inside_labels, weights=inside_values * (inside // map_w + 0.5), minlength=count)
+    peaks = np.zeros(count)
+    np.maximum.at(peaks, inside_labels, inside_values)
     shares = mass / total
     kept = sorted(
         (label for label in range(1, count) if shares[label] >= min_share and mass[label] > 0),
@@ -206,7 +209,7 @@ def find_regions(
                 index=index,
                 box=_scale_box(x, y, w, h, columns / map_w, rows / map_h, columns, rows),
                 mass_share=min(1.0, float(shares[label])),
-                peak=min(1.0, float(values[labels == label].max())),
+                peak=min(1.0, float(peaks[label])),
                 grid=grid,
                 side=place.side if place else None,
                 zone=place.zone if place else None,
