@@ -184,7 +184,8 @@ def find_regions(
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     # Only the pixels inside a region, in their raster order: the same sums as over the whole map.
     inside = np.flatnonzero(labels)
-    inside_labels, inside_values = labels.ravel()[inside], values.ravel()[inside]
+    inside_labels = np.asarray(labels.ravel()[inside], dtype=np.intp)
+    inside_values = values.ravel()[inside]
     mass = np.bincount(inside_labels, weights=inside_values, minlength=count)
     mass_x = np.bincount(inside_labels, weights=inside_values * (inside % map_w + 0.5), minlength=count)
     mass_y = np.bincount(inside_labels, weights=inside_values * (inside // map_w + 0.5), minlength=count)
