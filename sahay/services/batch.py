@@ -22,12 +22,14 @@ Example:
 from __future__ import annotations
 
 import csv
+import gc
 import logging
 import socket
 import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -307,10 +309,31 @@ def _connect(ray: Any, address: str | None) -> bool:
         _check_reachable(address)
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     try:
-        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+        with collection_paused_for_forks():
+            ray.init(
+                address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False
+            )
     except (ConnectionError, ValueError, RuntimeError) as exc:
         raise BadInput(f"--address {address}: cannot join a Ray cluster there: {exc}") from None
     return True
+
+
+@contextmanager
+def collection_paused_for_forks() -> Iterator[None]:
+    """Collect garbage now and not in the processes that ``ray.init`` forks.
+
+    Ray starts its head processes with a ``preexec_fn``, Python code that runs in the forked child.
+    A garbage collection there that frees an ONNX Runtime session waits forever for thread-pool
+    threads that exist only in the parent: ``ray.init`` hangs.
+    """
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _check_reachable(address: str) -> None:

@@ -6,7 +6,10 @@ One local Ray instance with 2 CPUs serves the module (Ray takes seconds to start
 from __future__ import annotations
 
 import csv
+import os
+import signal
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +18,7 @@ import pytest
 
 from sahay.config import Settings
 from sahay.errors import BadInput
-from sahay.services.batch import BatchOptions, run_batch
+from sahay.services.batch import BatchOptions, collection_paused_for_forks, run_batch
 from tests.e2e.test_cli_analyze import run_cli
 from tests.services.test_batch import DEMO, films  # noqa: F401  (the shared fixture)
 
@@ -24,7 +27,8 @@ ray = pytest.importorskip("ray")
 
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[None]:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    with collection_paused_for_forks():  # earlier tests leave ONNX Runtime sessions as garbage
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 
@@ -48,6 +52,55 @@ def _same_results(local: Path, distributed: Path) -> None:
                 assert float(other[column]) == pytest.approx(float(value), abs=1e-4), (path, column)
             else:
                 assert other[column] == value, (path, column)
+
+
+_FORK_AFTER_AN_ONNX_SESSION = """
+import gc, subprocess, sys, time
+import numpy as np
+import onnxruntime as ort
+from onnx import TensorProto, helper
+
+from sahay.services.batch import collection_paused_for_forks
+
+relu = helper.make_graph(
+    [helper.make_node("Relu", ["x"], ["y"])], "relu",
+    [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+    [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+)
+options = ort.SessionOptions()
+options.intra_op_num_threads = 2
+class Holder:
+    pass
+holder = Holder()
+holder.me = holder  # a cycle: only the collector frees the session
+holder.session = ort.InferenceSession(
+    helper.make_model(relu, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString(),
+    options, providers=["CPUExecutionProvider"],
+)
+for _ in range(5):
+    holder.session.run(None, {"x": np.ones((1, 4), np.float32)})
+time.sleep(1)  # the pool's threads go to sleep on their condition variable
+del holder
+with collection_paused_for_forks() if sys.argv[1] == "paused" else open("/dev/null"):
+    subprocess.run(["true"], preexec_fn=gc.collect, check=True)  # as Ray's preexec_fn may collect
+"""
+
+
+@pytest.mark.parametrize("guarded", [True, False])
+def test_a_forked_child_never_frees_an_onnx_session_left_as_garbage(guarded: bool) -> None:
+    """ray.init hung here once: its preexec_fn collected an earlier test's ONNX Runtime session."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    command = [sys.executable, "-c", _FORK_AFTER_AN_ONNX_SESSION, "paused" if guarded else "unguarded"]
+    process = subprocess.Popen(command, start_new_session=True)
+    try:
+        finished = process.wait(timeout=120 if guarded else 20) == 0
+    except subprocess.TimeoutExpired:
+        finished = False
+        os.killpg(process.pid, signal.SIGKILL)  # the hung fork too: it shares the group
+        process.wait()
+    # Unguarded, the child waits for threads only the parent has: the yardstick that the hazard is real.
+    assert finished is guarded
 
 
 # These two come first: the module's Ray instance, once started, would be used instead.
