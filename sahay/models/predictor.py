@@ -169,15 +169,24 @@ def logits_and_features(
 class PredictorCache:
     """One loaded model per bundle per thread, for callers that analyse many images (the web
     service's workers, ``sahay pacs analyze``). Per thread, so explanation hooks never cross threads.
-    Pass it as ``pipeline.analyze(..., load_predictor=cache)``."""
+    Pass it as ``pipeline.analyze(..., load_predictor=cache)``.
+
+    The models are held here, keyed by thread, not in ``threading.local``: a fork that runs Python in
+    the child (Ray starts its processes so) deletes the other threads' state there, and freeing an
+    ONNX Runtime session in the child waits forever for thread-pool threads it does not have.
+    """
 
     def __init__(self) -> None:
-        self._local = threading.local()
+        self._predictors: dict[tuple[int, str, str, str], Predictor] = {}
+        self._lock = threading.Lock()
 
     def __call__(self, bundle: Bundle) -> Predictor:
-        cache: dict[tuple[str, str, str], Predictor] = self._local.__dict__.setdefault("cache", {})
         manifest = bundle.manifest
-        key = (str(bundle.path), manifest.name, manifest.version)
-        if key not in cache:
-            cache[key] = Predictor(bundle)
-        return cache[key]
+        key = (threading.get_ident(), str(bundle.path), manifest.name, manifest.version)
+        with self._lock:
+            predictor = self._predictors.get(key)
+        if predictor is None:  # loaded outside the lock: another thread's model need not wait
+            predictor = Predictor(bundle)
+            with self._lock:
+                self._predictors[key] = predictor
+        return predictor

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -237,3 +238,43 @@ def test_an_onnx_batch_never_imports_torch(xrv_onnx: Path, settings: Settings, t
     assert "'torch'" not in stdout and "pytorch_grad_cam" not in stdout
     rows = results.read_text().splitlines()
     assert len(rows) == 3  # the header, the film, and the broken file as a row with its error
+
+
+_FORK_WHILE_A_WORKER_HOLDS_A_MODEL = """
+import subprocess, sys, time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from sahay.models.bundle import load_bundle
+from sahay.models.predictor import PredictorCache
+from sahay.models.runtimes import OnnxEngine
+
+bundle = load_bundle(sys.argv[1])
+size = bundle.manifest.input.size
+cache = PredictorCache()
+worker = ThreadPoolExecutor(1)  # as the web service's inference pool: the thread outlives the call
+
+
+def classify() -> bool:
+    predictor = cache(bundle)
+    predictor.predict([np.full((size, size), 0.5, np.float32)] * 2)
+    return isinstance(predictor.engine, OnnxEngine)
+
+
+assert worker.submit(classify).result()
+time.sleep(1)  # ONNX Runtime's pool threads go to sleep on their condition variable
+subprocess.run(["true"], preexec_fn=lambda: None, check=True)  # Python runs in the child, as under Ray
+"""
+
+
+def test_a_fork_that_runs_python_never_frees_a_worker_s_cached_onnx_model(demo_onnx: Path) -> None:
+    """A fork's child drops the other threads' state; a model held there would be freed and hang."""
+    command = [sys.executable, "-c", _FORK_WHILE_A_WORKER_HOLDS_A_MODEL, str(demo_onnx)]
+    process = subprocess.Popen(command, start_new_session=True)
+    try:
+        assert process.wait(timeout=120) == 0
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # the hung fork too: it shares the group
+        process.wait()
+        pytest.fail("the forked child hung freeing an ONNX Runtime session")
