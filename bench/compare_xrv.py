@@ -35,6 +35,10 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sahay.models.predictor import Prediction, PredictorCache
 
 HERE = Path(__file__).resolve().parent
 SAHAY = str(Path(sys.executable).parent / "sahay")
@@ -175,7 +179,7 @@ def _measure_in_process(args: argparse.Namespace) -> None:
     print(json.dumps({"full_s": full, "inference_s": inference}))
 
 
-def _model_work(image_path: Path, model: str, cache: object, repeats: int) -> tuple[float, float]:
+def _model_work(image_path: Path, model: str, cache: PredictorCache, repeats: int) -> tuple[float, float]:
     """The heatmaps' own cost: classify a decoded image, then classify and make its maps (top 3,
     regions in words), with no files; what the issue's "heatmap cost" target compares."""
     from sahay.config import get_settings
@@ -184,15 +188,15 @@ def _model_work(image_path: Path, model: str, cache: object, repeats: int) -> tu
     from sahay.models.registry import find_bundle
     from sahay.services.analyze import heatmap_targets
 
-    predictor = cache(find_bundle(model, get_settings()))  # type: ignore[operator]
+    predictor = cache(find_bundle(model, get_settings()))
     image = read_image(image_path)
 
-    def classify() -> object:
+    def classify() -> Prediction:
         return predictor.predict([image.pixels])[0]
 
     def classify_and_explain() -> None:
         prediction = classify()
-        explain_prediction(predictor, prediction, image, heatmap_targets(prediction.findings))  # type: ignore[attr-defined]
+        explain_prediction(predictor, prediction, image, heatmap_targets(prediction.findings))
 
     return _median_seconds(classify, repeats), _median_seconds(classify_and_explain, repeats)
 

@@ -214,7 +214,7 @@ def _export_onnx_on_install(bundle: Bundle, settings: Settings) -> None:
 
     try:
         export_onnx(bundle)
-    except SahayError as exc:
+    except Exception as exc:  # an optimisation only: no failure of it may fail the install
         log.warning("model %s runs on torch: its ONNX export failed: %s", bundle.name, exc)
 
 

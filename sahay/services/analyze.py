@@ -39,8 +39,8 @@ if TYPE_CHECKING:
 
 HEATMAP_DIR = "heatmaps"
 MAPS_FILE = "maps.npz"
-SIDE_BY_SIDE_SUFFIX = ".side-by-side"
 """Every explained finding's raw map, compressed in one file (one .npy each took a quarter of the output)."""
+SIDE_BY_SIDE_SUFFIX = ".side-by-side"
 ANALYSIS_FILE = "analysis.json"
 
 OVERLAY_MAX_SIDE = 1024

@@ -113,8 +113,12 @@ def test_help_at_80_columns_shows_whole_option_names_and_no_bool_metavar() -> No
     done = _piped("analyze", "--help")
 
     assert done.returncode == 0, done.stderr
-    options = ["--overlay-opacity", "--faithfulness / --no-faithfulness", "--side-by-side"]
-    options.append("--keep-identifiers")
+    options = (
+        "--overlay-opacity",
+        "--faithfulness / --no-faithfulness",
+        "--side-by-side",
+        "--keep-identifiers",
+    )
     for option in options:
         assert option in done.stdout
     assert "<bool>" not in done.stdout and "…" not in done.stdout

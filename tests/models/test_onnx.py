@@ -137,6 +137,26 @@ def test_an_installed_model_is_exported_and_runs_torch_free_from_its_first_analy
     assert import_path(weights, reload_settings(), force=True).onnx_path is None
 
 
+def test_a_failed_export_at_install_leaves_the_model_installed_on_torch(
+    demo_bundle_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The export at install is an optimisation: torch's exporter failing on an unusual network
+    (any exception, not only Sahay's own) must not fail the import."""
+    from sahay.config import reload_settings
+    from sahay.models import onnx_export
+    from sahay.models.registry import import_path
+
+    def exporter_fails(bundle: Bundle, **_: object) -> Bundle:
+        raise RuntimeError("Exporting the operator 'aten::unsupported' to ONNX opset 17 is not supported")
+
+    monkeypatch.setattr(onnx_export, "export_onnx", exporter_fails)
+    monkeypatch.setenv("SAHAY_ONNX_ON_INSTALL", "true")
+    bundle = import_path(demo_bundle_dir, reload_settings())
+    assert bundle.onnx_path is None
+    assert Predictor(bundle).runtime == "torch"
+    assert "runs on torch: its ONNX export failed" in caplog.text and "aten::unsupported" in caplog.text
+
+
 def test_a_thread_cap_reaches_onnx_runtime_and_changes_no_probability(demo_onnx: Path) -> None:
     from sahay.models.runtimes import OnnxEngine
 

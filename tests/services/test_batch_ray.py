@@ -55,7 +55,7 @@ def _same_results(local: Path, distributed: Path) -> None:
 
 
 _FORK_AFTER_AN_ONNX_SESSION = """
-import gc, subprocess, sys, time
+import contextlib, gc, subprocess, sys, time
 import numpy as np
 import onnxruntime as ort
 from onnx import TensorProto, helper
@@ -81,7 +81,7 @@ for _ in range(5):
     holder.session.run(None, {"x": np.ones((1, 4), np.float32)})
 time.sleep(1)  # the pool's threads go to sleep on their condition variable
 del holder
-with collection_paused_for_forks() if sys.argv[1] == "paused" else open("/dev/null"):
+with collection_paused_for_forks() if sys.argv[1] == "paused" else contextlib.nullcontext():
     subprocess.run(["true"], preexec_fn=gc.collect, check=True)  # as Ray's preexec_fn may collect
 """
 
